@@ -1,0 +1,58 @@
+import yargs from 'yargs';
+import { WharfError, errorMessage } from '../core/errors.js';
+import { redactUrls } from '../core/secret.js';
+import { commands } from './commands/index.js';
+
+const VERSION = '0.1.0';
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage error). */
+export async function main(argv: readonly string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  let usageFailure: string | undefined;
+  const parser = yargs([...argv])
+    .scriptName('wharf')
+    .usage('$0 <command> [options]\n\nKeep a SaaS platform\'s data in its customers\' own warehouses.')
+    .option('source-url', { type: 'string', describe: 'platform PostgreSQL URL (env WHARF_SOURCE_URL)' })
+    .option('source-schema', { type: 'string', describe: 'schema of the platform tables (default public)' })
+    .option('staging-url', { type: 'string', describe: 'file:///dir or s3://bucket/prefix (env WHARF_STAGING_URL)' })
+    .option('control-url', { type: 'string', describe: 'control PostgreSQL URL (env WHARF_CONTROL_URL; default: source)' })
+    .option('control-schema', { type: 'string', describe: 'schema of the control tables (default wharf)' })
+    .option('config', { type: 'string', describe: 'wharf.yaml with the same settings' })
+    .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint (MinIO, …)' })
+    .option('s3-path-style', { type: 'boolean', describe: 'path-style S3 addressing' })
+    .option('window', { type: 'string', describe: 'window size, e.g. 1m, 1s (env WHARF_WINDOW)' })
+    .option('settle', { type: 'string', describe: 'settle time, e.g. 30s, 0s (env WHARF_SETTLE)' })
+    .option('json', { type: 'boolean', describe: 'print machine-readable JSON' })
+    .option('verbose', { type: 'boolean', describe: 'debug logs and stack traces' })
+    .command(commands)
+    .demandCommand(1, 'name a command; see wharf --help')
+    .recommendCommands()
+    .strict()
+    .version(VERSION)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      usageFailure = message;
+    });
+  try {
+    await parser.parseAsync();
+    if (usageFailure !== undefined) {
+      process.stderr.write(`wharf: ${usageFailure}\nrun \`wharf --help\` for usage\n`);
+      return 2;
+    }
+    return 0;
+  } catch (error) {
+    return reportError(error, verbose);
+  }
+}
+
+/** One line on stderr: what failed, where, what to do. The stack only with --verbose. */
+export function reportError(error: unknown, verbose: boolean): number {
+  const line = error instanceof WharfError ? error.oneLine() : errorMessage(error);
+  process.stderr.write(`wharf: error: ${redactUrls(line)}\n`);
+  if (verbose && error instanceof Error && error.stack) process.stderr.write(`${redactUrls(error.stack)}\n`);
+  if (error instanceof WharfError && error.kind === 'usage') return 2;
+  return 1;
+}

@@ -1,0 +1,109 @@
+/**
+ * Typed errors. Every failure Wharf reports is a `WharfError`: it knows whether a retry can help
+ * (`transient`) and carries one line for the user (what failed, where, what to do).
+ */
+
+/** Where an error happened: the window, stream and connector it concerns, when known. */
+export interface ErrorContext {
+  readonly window?: string;
+  readonly stream?: string;
+  readonly connector?: string;
+  readonly account?: string | number;
+  readonly key?: string;
+}
+
+export type ErrorKind = 'transient' | 'terminal' | 'usage';
+
+export interface WharfErrorOptions {
+  readonly kind?: ErrorKind;
+  readonly hint?: string;
+  readonly context?: ErrorContext;
+  readonly cause?: unknown;
+  readonly code?: string;
+}
+
+export class WharfError extends Error {
+  readonly kind: ErrorKind;
+  readonly hint: string | undefined;
+  readonly context: ErrorContext;
+  readonly code: string | undefined;
+
+  constructor(message: string, options: WharfErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.kind = options.kind ?? 'terminal';
+    this.hint = options.hint;
+    this.context = options.context ?? {};
+    this.code = options.code;
+  }
+
+  get transient(): boolean {
+    return this.kind === 'transient';
+  }
+
+  /** One line: what failed, where, what to do. */
+  oneLine(): string {
+    const where = describeContext(this.context);
+    return [this.message + (where ? ` (${where})` : ''), this.hint].filter(Boolean).join('; ');
+  }
+}
+
+/** A command-line usage error: exit code 2. */
+export class UsageError extends WharfError {
+  constructor(message: string, hint?: string) {
+    super(message, { kind: 'usage', ...(hint ? { hint } : {}) });
+  }
+}
+
+/** A staging key that already exists was written to again. */
+export class AlreadyExistsError extends WharfError {}
+
+/** Stored bytes do not match the manifest (sha256, size or row count). */
+export class IntegrityError extends WharfError {}
+
+/** Settings or configuration that cannot work. */
+export class ConfigError extends WharfError {}
+
+export function describeContext(context: ErrorContext): string {
+  const parts: string[] = [];
+  if (context.connector !== undefined) parts.push(`connector ${context.connector}`);
+  if (context.account !== undefined) parts.push(`account ${context.account}`);
+  if (context.window !== undefined) parts.push(`window ${context.window}`);
+  if (context.stream !== undefined) parts.push(`stream ${context.stream}`);
+  if (context.key !== undefined) parts.push(`key ${context.key}`);
+  return parts.join(', ');
+}
+
+/** Adds context to an error on its way up, keeping its kind. */
+export function withContext(error: unknown, context: ErrorContext): WharfError {
+  if (error instanceof WharfError) {
+    const merged = { ...context, ...error.context };
+    Object.defineProperty(error, 'context', { value: merged, configurable: true });
+    return error;
+  }
+  return new WharfError(errorMessage(error), { context, cause: error, kind: classifyUnknown(error) });
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+const TRANSIENT_NODE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ESOCKETTIMEDOUT',
+  'ECONNABORTED',
+]);
+
+/** Network errors from Node itself are transient; anything unknown is terminal. */
+export function classifyUnknown(error: unknown): ErrorKind {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TRANSIENT_NODE_CODES.has(code)) return 'transient';
+  return 'terminal';
+}

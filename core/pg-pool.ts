@@ -1,0 +1,35 @@
+import pg from 'pg';
+import { WharfError } from './errors.js';
+import { redactUrls } from './secret.js';
+
+/** A URL without its password, for messages. */
+export function describePgUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname}`;
+  } catch {
+    return redactUrls(url);
+  }
+}
+
+/**
+ * A pool whose first connection is checked at once, so an unreachable database is one clear error
+ * (`role` names the database in it: "source", "control", "warehouse").
+ */
+export async function openPool(url: string, role: string, flagHint: string, max = 8): Promise<pg.Pool> {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'wharf', connectionTimeoutMillis: 15_000 });
+  pool.on('error', () => {});
+  try {
+    const client = await pool.connect();
+    client.release();
+  } catch (error) {
+    await pool.end().catch(() => {});
+    const code = (error as { code?: string }).code;
+    const transient = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'ENOTFOUND' || code?.startsWith('08') || code === '57P03';
+    throw new WharfError(
+      `cannot connect to the ${role} database at ${describePgUrl(url)}: ${redactUrls((error as Error).message || String(code))}`,
+      { kind: transient ? 'transient' : 'terminal', cause: error, hint: `check ${flagHint}`, ...(code ? { code } : {}) },
+    );
+  }
+  return pool;
+}

@@ -1,0 +1,514 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Catalog, Stream } from '../catalog/types.js';
+import { migrateControl } from '../control/control-schema.js';
+import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import { literalPg, quotePg } from '../loaders/postgres/quote.js';
+import { MANIFEST_FORMAT_VERSION, type ManifestFile, serializeManifest, type WindowManifest } from '../staging/manifest.js';
+import type { StagingStore } from '../staging/staging-store.js';
+import { readCopyRecords } from './copy-records.js';
+import { openSpool, type SpooledFile } from './spool-file.js';
+import { StreamChecksum } from './stream-checksum.js';
+import {
+  type Blocker,
+  initialCursor,
+  makeWindow,
+  planWindows,
+  readWatermark,
+  type TimeWindow,
+  type WindowSizes,
+} from './windows.js';
+import type { FileFormat } from './writers/file-format.js';
+import { rm } from 'node:fs/promises';
+
+export interface ExportOptions {
+  readonly source: pg.Pool;
+  readonly control: pg.Pool;
+  readonly controlSchema: string;
+  readonly sourceSchema: string;
+  readonly store: StagingStore;
+  readonly catalog: Catalog;
+  readonly format: FileFormat;
+  readonly sizes: WindowSizes;
+  readonly settleMs: number;
+  /** A transaction open longer than this no longer holds windows open (default 15 min). */
+  readonly longTransactionMs: number;
+  readonly spoolDir?: string;
+  readonly logger?: Logger;
+  /** At most this many windows in one run (the rest on the next run). */
+  readonly maxWindows?: number;
+  /** `wait` (one-shot commands) blocks until another exporter is done; `skip` returns at once. */
+  readonly lock?: 'wait' | 'skip';
+  readonly onProgress?: (event: ExportProgress) => void;
+  /** Publish files with this many uploads at once (default 4). */
+  readonly uploadConcurrency?: number;
+}
+
+export interface ExportProgress {
+  readonly window: TimeWindow;
+  readonly index: number;
+  readonly total: number;
+  readonly rows: number;
+}
+
+export interface ExportSummary {
+  windows: number;
+  files: number;
+  /** Files found already staged with identical bytes (a completed torn export). */
+  filesAlreadyStaged: number;
+  rows: number;
+  bytes: number;
+  seconds: number;
+  revisions: number;
+  /** Open transactions older than the limit, ignored for the watermark. */
+  longTransactions: { pid: number; xactStart: string }[];
+  skipped: boolean;
+  watermark: string | null;
+}
+
+interface WindowResult {
+  readonly manifest: WindowManifest;
+  readonly manifestKey: string;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly files: number;
+  readonly alreadyStaged: number;
+}
+
+/** The content of a window changed since files of it were staged: export it as a new revision. */
+class ContentChanged extends Error {}
+
+export function manifestKey(format: FileFormat, window: TimeWindow): string {
+  return `${format.name}/${window.id}/_manifest.json`;
+}
+
+export function fileKey(format: FileFormat, window: TimeWindow, stream: Stream, account: string): string {
+  return `${format.name}/${window.id}/${stream.name}/${account}.${format.extension}`;
+}
+
+/** The SQL that reads one stream of one window from the source, once for all accounts. */
+export function copySql(
+  stream: Stream,
+  format: FileFormat,
+  sourceSchema: string,
+  start: Date,
+  end: Date,
+): string {
+  const exprs = stream.columns.map((c) => `${format.selectExpression(c, quotePg(c.name))} as ${quotePg(c.name)}`);
+  const change = quotePg(stream.changeColumn);
+  const order = [stream.tenantColumn, ...stream.primaryKey.filter((k) => k !== stream.tenantColumn)]
+    .map(quotePg)
+    .join(', ');
+  return (
+    `copy (select ${exprs.join(', ')} from ${quotePg(sourceSchema)}.${quotePg(stream.name)}` +
+    ` where ${change} >= ${literalPg(start.toISOString())}::timestamptz and ${change} < ${literalPg(end.toISOString())}::timestamptz` +
+    ` order by ${order}) to stdout (format csv)`
+  );
+}
+
+/**
+ * Exports every closed window not yet exported: one read of the source per stream and window, split
+ * into per-account files, published put-once, then the manifest, then the control row.
+ */
+export async function exportWindows(options: ExportOptions): Promise<ExportSummary> {
+  const started = Date.now();
+  const log = options.logger ?? silentLogger();
+  const summary: ExportSummary = {
+    windows: 0,
+    files: 0,
+    filesAlreadyStaged: 0,
+    rows: 0,
+    bytes: 0,
+    seconds: 0,
+    revisions: 0,
+    longTransactions: [],
+    skipped: false,
+    watermark: null,
+  };
+  const control = await options.control.connect();
+  const cs = quotePg(options.controlSchema);
+  const lockKey = `wharf.export.${options.controlSchema}.${options.format.name}`;
+  let locked = false;
+  try {
+    await migrateControl(control, options.controlSchema);
+    if (options.lock === 'skip') {
+      const r = await control.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [lockKey]);
+      locked = r.rows[0]!.ok;
+      if (!locked) {
+        summary.skipped = true;
+        return summary;
+      }
+    } else {
+      await control.query('select pg_advisory_lock(hashtext($1))', [lockKey]);
+      locked = true;
+    }
+
+    const source = await options.source.connect();
+    let mark: Awaited<ReturnType<typeof readWatermark>>;
+    let oldest: Date | undefined;
+    try {
+      mark = await readWatermark(source, options.settleMs, options.longTransactionMs);
+      oldest = await oldestChange(source, options);
+    } finally {
+      source.release();
+    }
+    summary.watermark = mark.watermark.toISOString();
+    await noteLongTransactions(control, cs, mark.blockers, log, summary);
+
+    // windows spanned by long transactions that have ended since: re-check them
+    summary.revisions += await recheckAfterLongTransactions(options, control, cs, mark.blockers, log);
+
+    const last = await control.query<{ end_at: Date | null }>(
+      `select max(end_at) as end_at from ${cs}.windows where format = $1`,
+      [options.format.name],
+    );
+    const cursor = last.rows[0]?.end_at ?? initialCursor(oldest, mark.watermark, options.sizes);
+    const windows = planWindows(cursor, mark.watermark, options.sizes, options.maxWindows);
+    log.debug({ cursor, watermark: mark.watermark, windows: windows.length }, 'planned windows');
+
+    for (const [index, window] of windows.entries()) {
+      const result = await exportWindowRevisions(options, control, cs, window, log);
+      summary.windows++;
+      summary.files += result.files - result.alreadyStaged;
+      summary.filesAlreadyStaged += result.alreadyStaged;
+      summary.rows += result.rows;
+      summary.bytes += result.bytes;
+      if (result.manifest.window.revision > 0) summary.revisions++;
+      options.onProgress?.({ window, index: index + 1, total: windows.length, rows: summary.rows });
+    }
+  } finally {
+    if (locked) await control.query('select pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => {});
+    control.release();
+    summary.seconds = (Date.now() - started) / 1000;
+  }
+  return summary;
+}
+
+async function oldestChange(source: pg.ClientBase, options: ExportOptions): Promise<Date | undefined> {
+  let oldest: Date | undefined;
+  for (const stream of options.catalog.streams) {
+    try {
+      const r = await source.query<{ m: Date | null }>(
+        `select min(${quotePg(stream.changeColumn)}) as m from ${quotePg(options.sourceSchema)}.${quotePg(stream.name)}`,
+      );
+      const m = r.rows[0]?.m;
+      if (m && (!oldest || m < oldest)) oldest = m;
+    } catch (error) {
+      throw sourceError(error, stream, options);
+    }
+  }
+  return oldest;
+}
+
+function sourceError(error: unknown, stream: Stream, options: ExportOptions): WharfError {
+  const code = (error as { code?: string }).code;
+  if (code === '42P01' || code === '3F000') {
+    return new WharfError(
+      `source table ${options.sourceSchema}.${stream.name} does not exist`,
+      {
+        context: { stream: stream.name },
+        cause: error,
+        hint: 'run `wharf source init` or point --source-url / --source-schema at the platform database',
+      },
+    );
+  }
+  return withContext(error, { stream: stream.name });
+}
+
+async function noteLongTransactions(
+  control: pg.ClientBase,
+  cs: string,
+  blockers: readonly Blocker[],
+  log: Logger,
+  summary: ExportSummary,
+): Promise<void> {
+  for (const b of blockers.filter((x) => x.overLimit)) {
+    summary.longTransactions.push({ pid: b.pid, xactStart: b.xactStart.toISOString() });
+    log.warn(
+      { pid: b.pid, xactStart: b.xactStart, state: b.state, application: b.applicationName },
+      `transaction of pid ${b.pid} open since ${b.xactStart.toISOString()} is older than the limit: windows after its start are closed anyway and will be re-checked when it ends`,
+    );
+    await control.query(
+      `insert into ${cs}.long_transactions (pid, xact_start) values ($1, $2) on conflict do nothing`,
+      [b.pid, b.xactStart],
+    );
+  }
+}
+
+/**
+ * For long transactions seen earlier that have ended, compares each window they spanned with the source
+ * again; a window whose content changed is exported as a new revision.
+ */
+async function recheckAfterLongTransactions(
+  options: ExportOptions,
+  control: pg.ClientBase,
+  cs: string,
+  blockers: readonly Blocker[],
+  log: Logger,
+): Promise<number> {
+  const pending = await control.query<{ pid: number; xact_start: Date }>(
+    `select pid, xact_start from ${cs}.long_transactions where rechecked_at is null`,
+  );
+  let revisions = 0;
+  for (const lt of pending.rows) {
+    const running = blockers.some((b) => b.pid === lt.pid && b.xactStart.getTime() === lt.xact_start.getTime());
+    if (running) continue;
+    const spanned = await control.query<{ window_id: string; start_at: Date; end_at: Date; revision: number }>(
+      `select distinct on (start_at) window_id, start_at, end_at, revision from ${cs}.windows
+        where format = $1 and end_at > $2 order by start_at, revision desc`,
+      [options.format.name, lt.xact_start],
+    );
+    for (const w of spanned.rows) {
+      const window = makeWindow(w.start_at, w.end_at, w.revision);
+      const manifestText = await readText(options.store, manifestKey(options.format, window));
+      const stored = JSON.parse(manifestText) as WindowManifest;
+      const now = await checksumWindow(options, window);
+      const changed = options.catalog.streams.some(
+        (s) => (stored.streams[s.name]?.checksum ?? '0:0000000000000000') !== now[s.name],
+      );
+      if (changed) {
+        const next = makeWindow(w.start_at, w.end_at, w.revision + 1);
+        log.warn({ window: window.id, revision: next.revision }, 'window changed after a long transaction ended: exporting a new revision');
+        await exportWindowRevisions(options, control, cs, next, log);
+        revisions++;
+      }
+    }
+    await control.query(
+      `update ${cs}.long_transactions set ended_seen = coalesce(ended_seen, now()), rechecked_at = now() where pid = $1 and xact_start = $2`,
+      [lt.pid, lt.xact_start],
+    );
+  }
+  return revisions;
+}
+
+async function readText(store: StagingStore, key: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of await store.get(key)) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Exports a window; when staged files of it differ from the source now, moves on to the next revision. */
+async function exportWindowRevisions(
+  options: ExportOptions,
+  control: pg.ClientBase,
+  cs: string,
+  window: TimeWindow,
+  log: Logger,
+): Promise<WindowResult> {
+  let current = window;
+  for (;;) {
+    try {
+      const result = await exportWindow(options, current, log);
+      await control.query(
+        `insert into ${cs}.windows (format, window_id, start_at, end_at, revision, manifest_key, files, rows, bytes)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (format, window_id) do nothing`,
+        [
+          options.format.name,
+          current.id,
+          current.start,
+          current.end,
+          current.revision,
+          result.manifestKey,
+          result.files,
+          result.rows,
+          result.bytes,
+        ],
+      );
+      log.info(
+        { window: current.id, rows: result.rows, files: result.files, bytes: result.bytes },
+        `exported window ${current.id}`,
+      );
+      return result;
+    } catch (error) {
+      if (!(error instanceof ContentChanged)) throw withContext(error, { window: current.id });
+      log.warn({ window: current.id }, `staged files of window ${current.id} differ from the source now: ${error.message}`);
+      current = makeWindow(current.start, current.end, current.revision + 1);
+    }
+  }
+}
+
+/** Per stream checksums of a window as the source holds it now (no files written). */
+async function checksumWindow(options: ExportOptions, window: TimeWindow): Promise<Record<string, string>> {
+  const client = await options.source.connect();
+  const out: Record<string, string> = {};
+  try {
+    await beginSnapshot(client);
+    for (const stream of options.catalog.streams) {
+      const sum = new StreamChecksum();
+      const pkIndex = stream.columns.findIndex((c) => c.name === stream.primaryKey[0]);
+      const changeIndex = stream.columns.findIndex((c) => c.name === stream.changeColumn);
+      const copy = client.query(copyTo(copySql(stream, options.format, options.sourceSchema, window.start, window.end)));
+      for await (const batch of readCopyRecords(copy)) {
+        for (const record of batch) {
+          const head = record.head(Math.max(pkIndex, changeIndex) + 1);
+          sum.add(head[pkIndex] ?? '', head[changeIndex] ?? '');
+        }
+      }
+      out[stream.name] = sum.toString();
+    }
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+  return out;
+}
+
+async function beginSnapshot(client: pg.ClientBase): Promise<void> {
+  await client.query('begin isolation level repeatable read read only');
+  await client.query(
+    "set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local extra_float_digits = 3; set local intervalstyle = 'iso_8601'",
+  );
+}
+
+/** Exports one window revision. Throws ContentChanged if staged files of it differ. */
+async function exportWindow(options: ExportOptions, window: TimeWindow, log: Logger): Promise<WindowResult> {
+  const spoolDir = options.spoolDir ?? join(tmpdir(), 'wharf-spool');
+  const limit = pLimit(options.uploadConcurrency ?? 4);
+  const files: ManifestFile[] = [];
+  const publishing: Promise<void>[] = [];
+  const streams: WindowManifest['streams'] = {};
+  let rows = 0;
+  let bytes = 0;
+  let alreadyStaged = 0;
+
+  const publish = (key: string, spooled: SpooledFile, entry: { stream: string; account: string; rows: number }) => {
+    files.push({ key, stream: entry.stream, account: entry.account, rows: entry.rows, bytes: spooled.bytes, sha256: spooled.sha256 });
+    bytes += spooled.bytes;
+    publishing.push(
+      limit(async () => {
+        try {
+          const staged = await putOnce(options.store, key, spooled);
+          if (staged) alreadyStaged++;
+        } finally {
+          await rm(spooled.path, { force: true });
+        }
+      }),
+    );
+  };
+
+  const client = await options.source.connect();
+  let failed = false;
+  try {
+    await beginSnapshot(client);
+    for (const stream of options.catalog.streams) {
+      const sum = new StreamChecksum();
+      const pkIndex = stream.columns.findIndex((c) => c.name === stream.primaryKey[0]);
+      const changeIndex = stream.columns.findIndex((c) => c.name === stream.changeColumn);
+      const headCount = Math.max(pkIndex, changeIndex) + 1;
+      let account: string | undefined;
+      let accountRows = 0;
+      let sink: ReturnType<FileFormat['open']> | undefined;
+      let spool: ReturnType<typeof openSpool> | undefined;
+
+      const finish = async () => {
+        if (!sink || !spool || account === undefined) return;
+        await sink.end();
+        const spooled = await spool.done;
+        publish(fileKey(options.format, window, stream, account), spooled, {
+          stream: stream.name,
+          account,
+          rows: accountRows,
+        });
+        sink = undefined;
+        spool = undefined;
+      };
+
+      const sql = copySql(stream, options.format, options.sourceSchema, window.start, window.end);
+      let copy: NodeJS.ReadableStream;
+      try {
+        copy = client.query(copyTo(sql));
+      } catch (error) {
+        throw sourceError(error, stream, options);
+      }
+      try {
+        for await (const batch of readCopyRecords(copy as AsyncIterable<Buffer>)) {
+          for (const record of batch) {
+            if (record.account !== account) {
+              await finish();
+              account = record.account;
+              accountRows = 0;
+              spool = openSpool(spoolDir);
+              sink = options.format.open(stream, spool.out);
+            }
+            const head = record.head(headCount);
+            sum.add(head[pkIndex] ?? '', head[changeIndex] ?? '');
+            accountRows++;
+            const wait = sink!.write(record);
+            if (wait) await wait;
+          }
+        }
+        await finish();
+      } catch (error) {
+        if (spool) await spool.discard();
+        throw sourceError(error, stream, options);
+      }
+      rows += sum.count;
+      streams[stream.name] = { rows: sum.count, checksum: sum.toString(), columns: stream.columns.map((c) => c.name) };
+    }
+    await client.query('commit');
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    client.release(failed);
+    await Promise.allSettled(publishing);
+  }
+  for (const p of publishing) await p; // surface the first publishing error
+
+  const manifest: WindowManifest = {
+    manifest_version: MANIFEST_FORMAT_VERSION,
+    catalog: options.catalog.name,
+    catalog_version: options.catalog.version,
+    format: options.format.name,
+    window: {
+      id: window.id,
+      start: window.start.toISOString(),
+      end: window.end.toISOString(),
+      revision: window.revision,
+    },
+    streams,
+    files,
+  };
+  const key = manifestKey(options.format, window);
+  const text = serializeManifest(manifest);
+  const spool = openSpool(spoolDir);
+  spool.out.end(text);
+  const spooled = await spool.done;
+  try {
+    await putOnce(options.store, key, spooled);
+  } finally {
+    await rm(spooled.path, { force: true });
+  }
+  log.debug({ window: window.id, files: files.length }, 'manifest written');
+  return { manifest, manifestKey: key, rows, bytes, files: files.length, alreadyStaged };
+}
+
+/**
+ * Publishes a spooled file under `key` once. Returns true when the key already held the same bytes
+ * (a torn export being completed); throws ContentChanged when it holds different bytes.
+ */
+async function putOnce(store: StagingStore, key: string, spooled: SpooledFile): Promise<boolean> {
+  try {
+    await store.putFile(key, spooled.path, { sha256: spooled.sha256 });
+    return false;
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsError)) throw withContext(error, { key });
+  }
+  const existing = await store.stat(key);
+  if (existing && existing.bytes !== spooled.bytes) throw new ContentChanged(`${key} has other bytes`);
+  if (existing?.sha256 && existing.sha256 !== spooled.sha256) throw new ContentChanged(`${key} has other bytes`);
+  try {
+    const stream = await store.get(key, spooled.sha256);
+    for await (const _ of stream) {
+      // drain: the stream verifies the sha256 at its end
+    }
+  } catch (error) {
+    if (error instanceof IntegrityError) throw new ContentChanged(`${key} has other bytes`);
+    throw error;
+  }
+  return true;
+}

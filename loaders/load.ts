@@ -1,0 +1,309 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import type pg from 'pg';
+import type { Catalog, Stream } from '../catalog/types.js';
+import { WharfError, withContext } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import { quotePg } from './postgres/quote.js';
+import { readManifest, type WindowManifest } from '../staging/manifest.js';
+import type { StagingStore } from '../staging/staging-store.js';
+import type { LedgerRow, Warehouse, WindowFile } from './warehouse.js';
+
+/** Which account, which streams, into which warehouse. */
+export interface LoadTarget {
+  readonly connectorId: string;
+  readonly account: string;
+  readonly streams: readonly string[];
+}
+
+export interface LoadOptions {
+  readonly control: pg.Pool;
+  readonly controlSchema: string;
+  readonly store: StagingStore;
+  readonly catalog: Catalog;
+  readonly target: LoadTarget;
+  readonly warehouse: Warehouse;
+  /** Replay: reload every window in [from, to) from its files, whether loaded or not. */
+  readonly replay?: { readonly from?: Date; readonly to?: Date };
+  /** A transaction holds consecutive windows up to this many rows (default 2,000,000). */
+  readonly rowBudget?: number;
+  /** …and at most this many windows (default 1,000). */
+  readonly maxWindowsPerTransaction?: number;
+  readonly logger?: Logger;
+  readonly onProgress?: (event: LoadProgress) => void;
+  /** Called between steps; tests use it to stop the process at a chosen point. */
+  readonly onStep?: (step: string) => void;
+}
+
+export interface LoadProgress {
+  readonly windowsDone: number;
+  readonly windowsTotal: number;
+  readonly rows: number;
+}
+
+export interface LoadSummary {
+  connector: string;
+  windows: number;
+  transactions: number;
+  rowsStaged: number;
+  rowsMerged: number;
+  quarantined: number;
+  seconds: number;
+  lastWindow: string | null;
+}
+
+interface CommittedWindow {
+  readonly id: string;
+  readonly start: Date;
+  readonly end: Date;
+  readonly revision: number;
+  readonly manifestKey: string;
+  readonly rows: number;
+}
+
+interface PlannedWindow {
+  readonly window: CommittedWindow;
+  readonly streams: readonly string[];
+  readonly manifest: WindowManifest;
+}
+
+/**
+ * Loads every committed window the connector's ledger lacks, in window order: per transaction a run of
+ * consecutive windows; per stream (parents first) stage the account's files, merge, then the ledger
+ * rows, then commit. A failure rolls the whole transaction back.
+ */
+export async function loadConnector(options: LoadOptions): Promise<LoadSummary> {
+  const started = Date.now();
+  const log = options.logger ?? silentLogger();
+  const { target, catalog } = options;
+  const ctx = { connector: target.connectorId };
+  const summary: LoadSummary = {
+    connector: target.connectorId,
+    windows: 0,
+    transactions: 0,
+    rowsStaged: 0,
+    rowsMerged: 0,
+    quarantined: 0,
+    seconds: 0,
+    lastWindow: null,
+  };
+  const streams = catalog.streams.filter((s) => target.streams.includes(s.name));
+  await options.warehouse.migrate(catalog, target.streams);
+  options.onStep?.('migrated');
+
+  const committed = await committedWindows(options);
+  const loaded = options.replay ? new Map<string, Set<string>>() : await options.warehouse.loaded(committed.map((w) => w.id));
+  const pending = committed
+    .map((w) => ({ window: w, streams: streams.filter((s) => !loaded.get(s.name)?.has(w.id)).map((s) => s.name) }))
+    .filter((p) => p.streams.length > 0);
+  log.debug({ ...ctx, committed: committed.length, pending: pending.length }, 'windows to load');
+
+  const budget = options.rowBudget ?? 2_000_000;
+  const maxWindows = options.maxWindowsPerTransaction ?? 1000;
+  let index = 0;
+  while (index < pending.length) {
+    const batch: PlannedWindow[] = [];
+    let rows = 0;
+    while (index < pending.length && batch.length < maxWindows) {
+      const next = pending[index]!;
+      if (batch.length > 0 && rows + next.window.rows > budget) break;
+      const manifest = await readChecked(options, next.window);
+      batch.push({ ...next, manifest });
+      rows += next.window.rows;
+      index++;
+    }
+    let result: Awaited<ReturnType<typeof loadBatch>>;
+    for (;;) {
+      try {
+        result = await loadBatch(options, streams, batch, log);
+        break;
+      } catch (error) {
+        // a row whose parent was updated later sits in a later window: take more windows into the transaction
+        if (!isForeignKeyError(error) || index >= pending.length) throw error;
+        const grow = Math.max(batch.length, 1);
+        log.debug({ ...ctx, windows: batch.length + grow }, 'parent rows are in later windows: widening the transaction');
+        for (let i = 0; i < grow && index < pending.length; i++, index++) {
+          const next = pending[index]!;
+          batch.push({ ...next, manifest: await readChecked(options, next.window) });
+        }
+      }
+    }
+    summary.transactions++;
+    summary.windows += batch.length;
+    summary.rowsStaged += result.staged;
+    summary.rowsMerged += result.merged;
+    summary.quarantined += result.quarantined;
+    summary.lastWindow = batch[batch.length - 1]!.window.id;
+    options.onProgress?.({ windowsDone: index, windowsTotal: pending.length, rows: summary.rowsStaged });
+  }
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
+}
+
+async function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
+  const cs = quotePg(options.controlSchema);
+  const params: unknown[] = ['csv'];
+  let where = 'format = $1';
+  if (options.replay?.from) {
+    params.push(options.replay.from);
+    where += ` and end_at > $${params.length}`;
+  }
+  if (options.replay?.to) {
+    params.push(options.replay.to);
+    where += ` and start_at < $${params.length}`;
+  }
+  const { rows } = await options.control.query<{
+    window_id: string;
+    start_at: Date;
+    end_at: Date;
+    revision: number;
+    manifest_key: string;
+    rows: string;
+  }>(
+    `select window_id, start_at, end_at, revision, manifest_key, rows from ${cs}.windows where ${where} order by start_at, revision`,
+    params,
+  );
+  return rows.map((r) => ({
+    id: r.window_id,
+    start: r.start_at,
+    end: r.end_at,
+    revision: r.revision,
+    manifestKey: r.manifest_key,
+    rows: Number(r.rows),
+  }));
+}
+
+async function readChecked(options: LoadOptions, window: CommittedWindow): Promise<WindowManifest> {
+  const ctx = { connector: options.target.connectorId, window: window.id };
+  let manifest: WindowManifest;
+  try {
+    manifest = await readManifest(options.store, window.manifestKey);
+  } catch (error) {
+    throw withContext(error, ctx);
+  }
+  if (manifest.catalog !== options.catalog.name || manifest.catalog_version > options.catalog.version) {
+    throw new WharfError(
+      `manifest is from catalog ${manifest.catalog} version ${manifest.catalog_version}, which this Wharf does not know (it has ${options.catalog.name} version ${options.catalog.version})`,
+      { context: ctx, hint: 'upgrade Wharf to the version that exported this window' },
+    );
+  }
+  if (manifest.format !== 'csv') {
+    throw new WharfError(`window is staged as ${manifest.format}; loaders read csv`, { context: ctx });
+  }
+  return manifest;
+}
+
+function isForeignKeyError(error: unknown): boolean {
+  let e: unknown = error;
+  while (e) {
+    if ((e as { code?: string }).code === '23503') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function ledgerSha(files: readonly { sha256: string }[]): string {
+  const h = createHash('sha256');
+  for (const s of files.map((f) => f.sha256).sort()) h.update(s);
+  return h.digest('hex');
+}
+
+async function loadBatch(
+  options: LoadOptions,
+  streams: readonly Stream[],
+  batch: readonly PlannedWindow[],
+  log: Logger,
+): Promise<{ staged: number; merged: number; quarantined: number }> {
+  const { target, store } = options;
+  const first = batch[0]!.window.id;
+  const last = batch[batch.length - 1]!.window.id;
+  const windowLabel = first === last ? first : `${first}..${last}`;
+  const tx = await options.warehouse.begin();
+  let staged = 0;
+  let merged = 0;
+  let quarantined = 0;
+  let current: string | undefined;
+  try {
+    options.onStep?.('begun');
+    const ledger: LedgerRow[] = [];
+    for (const stream of streams) {
+      current = stream.name;
+      const files: WindowFile[] = [];
+      for (const planned of batch) {
+        if (!planned.streams.includes(stream.name)) continue;
+        const columns = planned.manifest.streams[stream.name]?.columns ?? stream.columns.map((c) => c.name);
+        const mine = planned.manifest.files.filter((f) => f.stream === stream.name && f.account === target.account);
+        for (const f of mine) {
+          files.push({
+            windowId: planned.window.id,
+            key: f.key,
+            stream: f.stream,
+            rows: f.rows,
+            bytes: f.bytes,
+            sha256: f.sha256,
+            columns,
+            open: async () => {
+              const body = await store.get(f.key, f.sha256);
+              if (!options.onStep) return body;
+              let first = true;
+              const step = options.onStep;
+              return body.pipe(
+                new Transform({
+                  transform(chunk, _enc, cb) {
+                    if (first) {
+                      first = false;
+                      step(`copy:${stream.name}`);
+                    }
+                    cb(null, chunk);
+                  },
+                }),
+              );
+            },
+          });
+        }
+        ledger.push({
+          windowId: planned.window.id,
+          stream: stream.name,
+          rows: mine.reduce((n, f) => n + f.rows, 0),
+          sha256: ledgerSha(mine),
+          files: mine.length,
+          windowStart: planned.window.start,
+          windowEnd: planned.window.end,
+        });
+      }
+      if (files.length === 0) continue;
+      options.onStep?.(`stage:${stream.name}`);
+      const result = await tx.stage(stream, files);
+      staged += result.rows;
+      quarantined += result.quarantined;
+      options.onStep?.(`merge:${stream.name}`);
+      merged += await tx.merge(stream);
+    }
+    current = undefined;
+    options.onStep?.('ledger');
+    await tx.record(ledger);
+    options.onStep?.('commit');
+    await tx.commit();
+    options.onStep?.('committed');
+  } catch (error) {
+    await tx.rollback();
+    const e = withContext(error, {
+      connector: target.connectorId,
+      window: windowLabel,
+      ...(current ? { stream: current } : {}),
+    });
+    if (isForeignKeyError(error)) {
+      throw new WharfError(`a row references a parent that is not in the warehouse: ${e.message}`, {
+        context: e.context,
+        cause: error,
+        hint: 'load the parent stream too (add it with --streams) or replay from an earlier window',
+      });
+    }
+    throw e;
+  }
+  log.info(
+    { connector: target.connectorId, window: windowLabel, windows: batch.length, staged, merged },
+    `loaded ${batch.length} window(s) into connector ${target.connectorId}`,
+  );
+  return { staged, merged, quarantined };
+}

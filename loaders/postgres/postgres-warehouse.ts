@@ -1,0 +1,229 @@
+import { createGunzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Catalog, Stream } from '../../catalog/types.js';
+import { WharfError, withContext } from '../../core/errors.js';
+import { LEDGER_TABLE, MIGRATIONS_TABLE } from '../dialect.js';
+import type { LedgerRow, LedgerStatus, LoadTransaction, StageResult, Warehouse, WindowFile } from '../warehouse.js';
+import { classifyPgError, mergeSql, postgresDialect, stagingTableName } from './postgres-dialect.js';
+import { literalPg, quotePg } from './quote.js';
+
+const q = quotePg;
+
+export interface PostgresWarehouseConfig {
+  readonly client: pg.ClientConfig;
+  readonly schema: string;
+  /** Columns of each stream in the files (from the manifest); defaults to the catalog's. */
+  readonly connectorId?: string;
+}
+
+/** A PostgreSQL warehouse: COPY into temporary staging tables, merge with the version guard, ledger, commit. */
+export class PostgresWarehouse implements Warehouse {
+  readonly dialect = postgresDialect;
+  readonly #config: PostgresWarehouseConfig;
+  #client: pg.Client | undefined;
+
+  constructor(config: PostgresWarehouseConfig) {
+    this.#config = config;
+  }
+
+  async #connect(): Promise<pg.Client> {
+    if (this.#client) return this.#client;
+    const client = new pg.Client({ application_name: 'wharf-load', ...this.#config.client });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (error) {
+      throw new WharfError(`cannot connect to the warehouse: ${(error as Error).message}`, {
+        kind: classifyPgError(error),
+        cause: error,
+        context: this.#context(),
+        hint: 'check the connector with `wharf connectors test`',
+      });
+    }
+    await client.query("set timezone = 'UTC'; set datestyle = 'ISO, YMD'");
+    this.#client = client;
+    return client;
+  }
+
+  #context() {
+    return this.#config.connectorId ? { connector: this.#config.connectorId } : {};
+  }
+
+  async migrate(catalog: Catalog, streams: readonly string[]): Promise<void> {
+    const client = await this.#connect();
+    const schema = this.#config.schema;
+    const sql = this.dialect.sql;
+    await client.query('begin');
+    try {
+      await client.query('select pg_advisory_xact_lock(hashtext($1))', [`wharf.warehouse.${schema}`]);
+      await client.query(sql.createSchema(schema));
+      await client.query(sql.createMigrationsTable(schema));
+      await client.query(sql.createLedger(schema));
+      const applied = await client.query<{ version: number | null }>(
+        `select max(version) as version from ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
+      );
+      const current = applied.rows[0]?.version ?? 0;
+      const existing = await this.#existingColumns(client);
+      for (const stream of catalog.streams) {
+        if (!streams.includes(stream.name)) continue;
+        const have = existing.get(stream.name);
+        if (!have) {
+          for (const statement of sql.createTable(schema, stream, streams)) await client.query(statement);
+          continue;
+        }
+        for (const column of stream.columns) {
+          if (have.has(column.name)) continue;
+          if ((column.since ?? 1) > current) {
+            await client.query(sql.addColumn(schema, stream, column));
+            continue;
+          }
+          throw new WharfError(
+            `warehouse table ${schema}.${stream.name} has no column ${column.name}`,
+            {
+              context: { ...this.#context(), stream: stream.name },
+              hint: `the table was changed by hand; restore the column (${column.name} ${this.dialect.columnType(column)}) or drop the table and replay the connector`,
+            },
+          );
+        }
+      }
+      if (catalog.version > current) {
+        await client.query(
+          `insert into ${q(schema)}.${q(MIGRATIONS_TABLE)} (version, catalog, description) values ($1, $2, $3) on conflict do nothing`,
+          [catalog.version, catalog.name, `catalog ${catalog.name} version ${catalog.version}`],
+        );
+      }
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback').catch(() => {});
+      throw withContext(error, this.#context());
+    }
+  }
+
+  async #existingColumns(client: pg.ClientBase): Promise<Map<string, Set<string>>> {
+    const { rows } = await client.query<{ table_name: string; column_name: string }>(
+      `select table_name, column_name from information_schema.columns where table_schema = $1`,
+      [this.#config.schema],
+    );
+    const out = new Map<string, Set<string>>();
+    for (const r of rows) {
+      let set = out.get(r.table_name);
+      if (!set) out.set(r.table_name, (set = new Set()));
+      set.add(r.column_name);
+    }
+    return out;
+  }
+
+  async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
+    const client = await this.#connect();
+    const out = new Map<string, Set<string>>();
+    for (let i = 0; i < candidates.length; i += 10_000) {
+      const { rows } = await client.query<{ window_id: string; stream: string }>(
+        `select window_id, stream from ${q(this.#config.schema)}.${q(LEDGER_TABLE)} where window_id = any($1::text[])`,
+        [candidates.slice(i, i + 10_000)],
+      );
+      for (const r of rows) {
+        let set = out.get(r.stream);
+        if (!set) out.set(r.stream, (set = new Set()));
+        set.add(r.window_id);
+      }
+    }
+    return out;
+  }
+
+  async begin(): Promise<LoadTransaction> {
+    const client = await this.#connect();
+    await client.query('begin');
+    return new PostgresLoadTransaction(client, this.#config.schema, () => {
+      // a failed transaction leaves the connection usable after rollback; a broken one is dropped
+    });
+  }
+
+  async status(): Promise<LedgerStatus> {
+    const client = await this.#connect();
+    const ledger = `${q(this.#config.schema)}.${q(LEDGER_TABLE)}`;
+    const exists = await client.query<{ t: string | null }>('select to_regclass($1) as t', [ledger]);
+    if (!exists.rows[0]?.t) return { lastWindowId: null, lastWindowEnd: null, lastLoadedAt: null, rows: 0, windows: 0 };
+    const { rows } = await client.query<{ w: string | null; e: Date | null; l: Date | null; r: string; n: string }>(
+      `select (select window_id from ${ledger} order by window_end desc, window_id desc limit 1) as w,
+              max(window_end) as e, max(loaded_at) as l, coalesce(sum(rows), 0) as r, count(distinct window_id) as n
+         from ${ledger}`,
+    );
+    const r = rows[0]!;
+    return { lastWindowId: r.w, lastWindowEnd: r.e, lastLoadedAt: r.l, rows: Number(r.r), windows: Number(r.n) };
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) await client.end().catch(() => {});
+  }
+}
+
+class PostgresLoadTransaction implements LoadTransaction {
+  readonly #client: pg.Client;
+  readonly #schema: string;
+  readonly #staged = new Set<string>();
+
+  constructor(client: pg.Client, schema: string, _onDone: () => void) {
+    this.#client = client;
+    this.#schema = schema;
+  }
+
+  async stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
+    const client = this.#client;
+    const stage = q(stagingTableName(stream));
+    if (!this.#staged.has(stream.name)) {
+      for (const s of postgresDialect.sql.createStaging(this.#schema, stream)) await client.query(s);
+      this.#staged.add(stream.name);
+    }
+    let rows = 0;
+    for (const file of files) {
+      try {
+        await client.query(`alter table ${stage} alter column _wharf_window set default ${literalPg(file.windowId)}`);
+        const header = file.columns;
+        const copy = client.query(
+          copyFrom(`copy ${stage} (${header.map(q).join(', ')}) from stdin (format csv, header true)`),
+        );
+        await pipeline(await file.open(), createGunzip(), copy);
+        rows += Number(copy.rowCount ?? 0);
+      } catch (error) {
+        throw withContext(error, { window: file.windowId, stream: stream.name, key: file.key });
+      }
+    }
+    return { rows, quarantined: 0 };
+  }
+
+  async merge(stream: Stream): Promise<number> {
+    const target = `${q(this.#schema)}.${q(stream.name)}`;
+    const empty = await this.#client.query<{ empty: boolean }>(
+      `select not exists (select 1 from ${target}) as empty`,
+    );
+    const mode = empty.rows[0]!.empty ? 'insert' : 'upsert';
+    const result = await this.#client.query(mergeSql(this.#schema, stream, mode));
+    await this.#client.query(`truncate ${q(stagingTableName(stream))}`);
+    return result.rowCount ?? 0;
+  }
+
+  async record(rows: readonly LedgerRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.#client.query(postgresDialect.sql.upsertLedger(this.#schema), [
+      rows.map((r) => r.windowId),
+      rows.map((r) => r.stream),
+      rows.map((r) => r.rows),
+      rows.map((r) => r.sha256),
+      rows.map((r) => r.files),
+      rows.map((r) => r.windowStart),
+      rows.map((r) => r.windowEnd),
+    ]);
+  }
+
+  async commit(): Promise<void> {
+    await this.#client.query('commit');
+  }
+
+  async rollback(): Promise<void> {
+    await this.#client.query('rollback').catch(() => {});
+  }
+}
