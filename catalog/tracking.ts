@@ -16,13 +16,7 @@ const ref = (name: string, stream: string, nullable = false): Column =>
 const accountId = req('account_id', 'bigint', { references: 'accounts' });
 const updatedAt = req('updated_at', 'timestamptz');
 
-function stream(
-  name: string,
-  key: Column,
-  columns: Column[],
-  parents: string[],
-  tenantRoot = false,
-): Stream {
+function stream(name: string, key: Column, columns: Column[], parents: string[], tenantRoot = false): Stream {
   return {
     name,
     columns: tenantRoot ? [key, updatedAt, ...columns] : [accountId, key, updatedAt, ...columns],

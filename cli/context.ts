@@ -36,13 +36,26 @@ export class CommandContext {
   }
 
   source(): Promise<pg.Pool> {
-    this.#source ??= openPool(this.sourceUrl(), 'source', '--source-url / WHARF_SOURCE_URL');
+    if (!this.#source) {
+      const opening = openPool(this.sourceUrl(), 'source', '--source-url / WHARF_SOURCE_URL');
+      // a database that was down is tried again next time
+      opening.catch(() => {
+        if (this.#source === opening) this.#source = undefined;
+      });
+      this.#source = opening;
+    }
     return this.#source;
   }
 
   control(): Promise<pg.Pool> {
     if (!this.settings.controlUrl) return this.source();
-    this.#control ??= openPool(this.settings.controlUrl, 'control', '--control-url / WHARF_CONTROL_URL');
+    if (!this.#control) {
+      const opening = openPool(this.settings.controlUrl, 'control', '--control-url / WHARF_CONTROL_URL');
+      opening.catch(() => {
+        if (this.#control === opening) this.#control = undefined;
+      });
+      this.#control = opening;
+    }
     return this.#control;
   }
 

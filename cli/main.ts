@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { WharfError, errorMessage } from '../core/errors.js';
+import { errorMessage, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
 import { commands } from './commands/index.js';
 
@@ -11,11 +11,17 @@ export async function main(argv: readonly string[]): Promise<number> {
   let usageFailure: string | undefined;
   const parser = yargs([...argv])
     .scriptName('wharf')
-    .usage('$0 <command> [options]\n\nKeep a SaaS platform\'s data in its customers\' own warehouses.')
+    .usage("$0 <command> [options]\n\nKeep a SaaS platform's data in its customers' own warehouses.")
     .option('source-url', { type: 'string', describe: 'platform PostgreSQL URL (env WHARF_SOURCE_URL)' })
     .option('source-schema', { type: 'string', describe: 'schema of the platform tables (default public)' })
-    .option('staging-url', { type: 'string', describe: 'file:///dir or s3://bucket/prefix (env WHARF_STAGING_URL)' })
-    .option('control-url', { type: 'string', describe: 'control PostgreSQL URL (env WHARF_CONTROL_URL; default: source)' })
+    .option('staging-url', {
+      type: 'string',
+      describe: 'file:///dir or s3://bucket/prefix (env WHARF_STAGING_URL)',
+    })
+    .option('control-url', {
+      type: 'string',
+      describe: 'control PostgreSQL URL (env WHARF_CONTROL_URL; default: source)',
+    })
     .option('control-schema', { type: 'string', describe: 'schema of the control tables (default wharf)' })
     .option('config', { type: 'string', describe: 'wharf.yaml with the same settings' })
     .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint (MinIO, …)' })

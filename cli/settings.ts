@@ -68,14 +68,20 @@ function fromYaml(path: string): Partial<Settings> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(`cannot read config file ${path}`, { cause: error, hint: 'check the --config path' });
+    throw new ConfigError(`cannot read config file ${path}`, {
+      cause: error,
+      hint: 'check the --config path',
+    });
   }
   const parsed = yamlSchema.safeParse(parseYaml(text) ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigError(`invalid config file ${path}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), {
-      hint: 'see docs/configuration.md for the keys wharf.yaml accepts',
-    });
+    throw new ConfigError(
+      `invalid config file ${path}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+      {
+        hint: 'see docs/configuration.md for the keys wharf.yaml accepts',
+      },
+    );
   }
   const y = parsed.data;
   const out: Partial<Settings> = {};
@@ -95,14 +101,18 @@ function fromYaml(path: string): Partial<Settings> {
 }
 
 /** Merges wharf.yaml, the environment and flags (in that order of precedence, lowest first). */
-export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Settings {
+export function resolveSettings(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
   const merged: Record<string, unknown> = {};
   if (typeof flags.config === 'string') Object.assign(merged, fromYaml(flags.config));
   for (const [name, key] of Object.entries(ENV)) {
     const value = env[name];
     if (value !== undefined && value !== '') merged[key] = value;
   }
-  if (env.WHARF_S3_PATH_STYLE) merged.s3PathStyle = env.WHARF_S3_PATH_STYLE === 'true' || env.WHARF_S3_PATH_STYLE === '1';
+  if (env.WHARF_S3_PATH_STYLE)
+    merged.s3PathStyle = env.WHARF_S3_PATH_STYLE === 'true' || env.WHARF_S3_PATH_STYLE === '1';
   for (const key of Object.keys(settingsSchema.shape)) {
     const value = flags[key];
     if (value !== undefined) merged[key] = value;

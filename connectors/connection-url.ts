@@ -29,7 +29,10 @@ const URL_FORMS =
 
 function invalid(what: string): UsageError {
   // the URL itself is never echoed: it may hold a password
-  return new UsageError(`the warehouse URL ${what}`, `write it as ${URL_FORMS} (percent-encode special characters in the user and password)`);
+  return new UsageError(
+    `the warehouse URL ${what}`,
+    `write it as ${URL_FORMS} (percent-encode special characters in the user and password)`,
+  );
 }
 
 function decode(part: string, what: string): string {
@@ -43,7 +46,8 @@ function decode(part: string, what: string): string {
 function parsePort(text: string, engine: WarehouseEngine): number {
   if (text === '') return DEFAULT_PORT[engine];
   const port = Number(text);
-  if (!/^\d+$/.test(text) || port < 1 || port > 65535) throw invalid('has a port that is not a number from 1 to 65535');
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535)
+    throw invalid('has a port that is not a number from 1 to 65535');
   return port;
 }
 
@@ -92,8 +96,17 @@ function parseUrlForm(text: string, engine: WarehouseEngine): ParsedConnection {
   if (database === '' || database.includes('/')) throw invalid('names no database (…@host:port/database)');
   if (user === '') throw invalid('names no user (…://user:password@host…)');
   if (engine === 'postgres' && options.sslmode !== undefined) sslMode(options.sslmode);
-  const settings: ConnectionSettings = { engine, host, port: parsePort(u.port, engine), database, user, options };
-  return password === undefined || password === '' ? { settings } : { settings, password: new Secret(password) };
+  const settings: ConnectionSettings = {
+    engine,
+    host,
+    port: parsePort(u.port, engine),
+    database,
+    user,
+    options,
+  };
+  return password === undefined || password === ''
+    ? { settings }
+    : { settings, password: new Secret(password) };
 }
 
 /** Splits `a=1;b={x;y}` into pairs, honouring JDBC's `{…}` quoting. */
@@ -104,7 +117,8 @@ function jdbcPairs(text: string): Array<[string, string]> {
     const eq = text.indexOf('=', i);
     const semi = text.indexOf(';', i);
     if (eq < 0 || (semi >= 0 && semi < eq)) {
-      if (text.slice(i, semi < 0 ? undefined : semi).trim() !== '') throw invalid('has a property without a value');
+      if (text.slice(i, semi < 0 ? undefined : semi).trim() !== '')
+        throw invalid('has a property without a value');
       i = semi < 0 ? text.length : semi + 1;
       continue;
     }
@@ -170,7 +184,9 @@ function parseJdbcForm(rest: string): ParsedConnection {
     user,
     options,
   };
-  return password === undefined || password === '' ? { settings } : { settings, password: new Secret(password) };
+  return password === undefined || password === ''
+    ? { settings }
+    : { settings, password: new Secret(password) };
 }
 
 /** A URL for messages and `connectors show`: everything but the password. */
@@ -215,7 +231,10 @@ function readPem(path: string, option: string): Buffer {
  * `sslrootcert`, `verify-full` also checks the host name (against `sslrootcert`, or the system's CAs
  * when it is absent or `system`).
  */
-export function pgTlsOptions(settings: ConnectionSettings, serverOffersTls = false): ConnectionOptions | false {
+export function pgTlsOptions(
+  settings: ConnectionSettings,
+  serverOffersTls = false,
+): ConnectionOptions | false {
   const mode = sslMode(settings.options.sslmode);
   if (mode === 'disable') return false;
   if ((mode === 'prefer' || mode === 'allow') && !serverOffersTls) return false;
@@ -224,15 +243,20 @@ export function pgTlsOptions(settings: ConnectionSettings, serverOffersTls = fal
   if (rootcert && rootcert !== 'system') options.ca = readPem(rootcert, 'sslrootcert');
   if (settings.options.sslcert) options.cert = readPem(settings.options.sslcert, 'sslcert');
   if (settings.options.sslkey) options.key = readPem(settings.options.sslkey, 'sslkey');
-  const verifyChain = mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && options.ca !== undefined);
+  const verifyChain =
+    mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && options.ca !== undefined);
   if (!verifyChain) return { ...options, rejectUnauthorized: false };
   options.rejectUnauthorized = true;
+  // verify-full: Node checks the certificate against the host (node-postgres passes it, and SNI for names)
   if (mode !== 'verify-full') options.checkServerIdentity = () => undefined;
-  else if (!/^[\d.]+$|:/.test(settings.host)) options.servername = settings.host;
   return options;
 }
 
-/** A node-postgres client configuration for a PostgreSQL warehouse. */
+/**
+ * A node-postgres client configuration for a PostgreSQL warehouse. For `sslmode=prefer` (the
+ * default) pass whether the server offers TLS, or use `pgConnectionConfig` (checks-postgres.ts),
+ * which asks the server.
+ */
 export function pgClientConfig(
   settings: ConnectionSettings,
   password: Secret | undefined,

@@ -60,7 +60,9 @@ function encrypt(key: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
 function decrypt(key: Buffer, aad: Buffer, sealed: Buffer): Buffer | undefined {
   if (sealed.length < IV_BYTES + TAG_BYTES) return undefined;
   try {
-    const decipher = createDecipheriv(ALGORITHM, key, sealed.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv(ALGORITHM, key, sealed.subarray(0, IV_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(aad);
     decipher.setAuthTag(sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
     return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
@@ -84,7 +86,11 @@ export function cannotDecrypt(connectorId: string | number | bigint, hint?: stri
   );
 }
 
-function unwrapDataKey(master: MasterKey, aad: SecretAad, sealed: Pick<SealedSecret, 'keyId' | 'keyVersion' | 'wrappedKey'>): Buffer {
+function unwrapDataKey(
+  master: MasterKey,
+  aad: SecretAad,
+  sealed: Pick<SealedSecret, 'keyId' | 'keyVersion' | 'wrappedKey'>,
+): Buffer {
   if (sealed.keyId !== master.id) {
     throw cannotDecrypt(
       aad.connectorId,

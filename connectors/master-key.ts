@@ -7,7 +7,8 @@ export const MASTER_KEY_ENV = 'WHARF_MASTER_KEY';
 /** During a rotation: the key being replaced, so secrets not yet re-wrapped stay readable. */
 export const PREVIOUS_MASTER_KEY_ENV = 'WHARF_MASTER_KEY_PREVIOUS';
 
-const CREATE_HINT = 'create one with `openssl rand -base64 32`, keep it in your secret manager and set WHARF_MASTER_KEY to it';
+const CREATE_HINT =
+  'create one with `openssl rand -base64 32`, keep it in your secret manager and set WHARF_MASTER_KEY to it';
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 
@@ -74,9 +75,12 @@ export function parseMasterKey(text: string | undefined, name = MASTER_KEY_ENV, 
   }
   const key = Buffer.from(value, standard ? 'base64' : 'base64url');
   if (key.length !== 32) {
-    throw new ConfigError(`${name} must be the base64 of exactly 32 bytes, but it decodes to ${key.length} bytes`, {
-      hint: CREATE_HINT,
-    });
+    throw new ConfigError(
+      `${name} must be the base64 of exactly 32 bytes, but it decodes to ${key.length} bytes`,
+      {
+        hint: CREATE_HINT,
+      },
+    );
   }
   return new MasterKey(key, version);
 }

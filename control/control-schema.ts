@@ -91,6 +91,13 @@ export const controlMigrations: readonly ControlMigration[] = [
       create index if not exists secrets_key_idx on ${s}.secrets (key_id);
     `,
   },
+  {
+    version: 3,
+    description: 'run history by time (status, retention)',
+    sql: (s) => `
+      create index if not exists runs_started_idx on ${s}.runs (started_at);
+    `,
+  },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */
@@ -105,7 +112,9 @@ export async function migrateControl(client: pg.ClientBase, schemaName: string):
       `create table if not exists ${s}.migrations (version int primary key, description text not null, applied_at timestamptz not null default now())`,
     );
     const done = new Set(
-      (await client.query<{ version: number }>(`select version from ${s}.migrations`)).rows.map((r) => r.version),
+      (await client.query<{ version: number }>(`select version from ${s}.migrations`)).rows.map(
+        (r) => r.version,
+      ),
     );
     for (const m of controlMigrations) {
       if (done.has(m.version)) continue;

@@ -13,7 +13,10 @@ export function parseDuration(text: string, what = 'duration'): number {
     matched += m[0].length;
   }
   if (trimmed.length === 0 || matched !== trimmed.length) {
-    throw new UsageError(`invalid ${what} "${text}"`, 'use a number and a unit, e.g. 1s, 30s, 1m, 15m, 1h, 1d');
+    throw new UsageError(
+      `invalid ${what} "${text}"`,
+      'use a number and a unit, e.g. 1s, 30s, 1m, 15m, 1h, 1d',
+    );
   }
   return total;
 }

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
 import { redactUrls } from './secret.js';
 
@@ -24,7 +24,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (usePretty) {
     return pino(
       { level, hooks, base: undefined },
-      pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }),
+      pretty({
+        destination: 2,
+        sync: true,
+        colorize: true,
+        ignore: 'pid,hostname',
+        translateTime: 'HH:MM:ss',
+      }),
     );
   }
   return pino({ level, hooks, base: { app: 'wharf' } }, pino.destination({ dest: 2, sync: true }));

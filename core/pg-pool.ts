@@ -17,7 +17,12 @@ export function describePgUrl(url: string): string {
  * (`role` names the database in it: "source", "control", "warehouse").
  */
 export async function openPool(url: string, role: string, flagHint: string, max = 8): Promise<pg.Pool> {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: 'wharf', connectionTimeoutMillis: 15_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    application_name: 'wharf',
+    connectionTimeoutMillis: 15_000,
+  });
   pool.on('error', () => {});
   try {
     const client = await pool.connect();
@@ -25,10 +30,20 @@ export async function openPool(url: string, role: string, flagHint: string, max 
   } catch (error) {
     await pool.end().catch(() => {});
     const code = (error as { code?: string }).code;
-    const transient = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'ENOTFOUND' || code?.startsWith('08') || code === '57P03';
+    const transient =
+      code === 'ECONNREFUSED' ||
+      code === 'ETIMEDOUT' ||
+      code === 'ENOTFOUND' ||
+      code?.startsWith('08') ||
+      code === '57P03';
     throw new WharfError(
       `cannot connect to the ${role} database at ${describePgUrl(url)}: ${redactUrls((error as Error).message || String(code))}`,
-      { kind: transient ? 'transient' : 'terminal', cause: error, hint: `check ${flagHint}`, ...(code ? { code } : {}) },
+      {
+        kind: transient ? 'transient' : 'terminal',
+        cause: error,
+        hint: `check ${flagHint}`,
+        ...(code ? { code } : {}),
+      },
     );
   }
   return pool;

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -8,7 +9,12 @@ import { migrateControl } from '../control/control-schema.js';
 import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { literalPg, quotePg } from '../loaders/postgres/quote.js';
-import { MANIFEST_FORMAT_VERSION, type ManifestFile, serializeManifest, type WindowManifest } from '../staging/manifest.js';
+import {
+  MANIFEST_FORMAT_VERSION,
+  type ManifestFile,
+  serializeManifest,
+  type WindowManifest,
+} from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import { readCopyRecords } from './copy-records.js';
 import { openSpool, type SpooledFile } from './spool-file.js';
@@ -23,7 +29,6 @@ import {
   type WindowSizes,
 } from './windows.js';
 import type { FileFormat } from './writers/file-format.js';
-import { rm } from 'node:fs/promises';
 
 export interface ExportOptions {
   readonly source: pg.Pool;
@@ -98,7 +103,9 @@ export function copySql(
   start: Date,
   end: Date,
 ): string {
-  const exprs = stream.columns.map((c) => `${format.selectExpression(c, quotePg(c.name))} as ${quotePg(c.name)}`);
+  const exprs = stream.columns.map(
+    (c) => `${format.selectExpression(c, quotePg(c.name))} as ${quotePg(c.name)}`,
+  );
   const change = quotePg(stream.changeColumn);
   const order = [stream.tenantColumn, ...stream.primaryKey.filter((k) => k !== stream.tenantColumn)]
     .map(quotePg)
@@ -136,7 +143,9 @@ export async function exportWindows(options: ExportOptions): Promise<ExportSumma
   try {
     await migrateControl(control, options.controlSchema);
     if (options.lock === 'skip') {
-      const r = await control.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [lockKey]);
+      const r = await control.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+        lockKey,
+      ]);
       locked = r.rows[0]!.ok;
       if (!locked) {
         summary.skipped = true;
@@ -207,14 +216,11 @@ async function oldestChange(source: pg.ClientBase, options: ExportOptions): Prom
 function sourceError(error: unknown, stream: Stream, options: ExportOptions): WharfError {
   const code = (error as { code?: string }).code;
   if (code === '42P01' || code === '3F000') {
-    return new WharfError(
-      `source table ${options.sourceSchema}.${stream.name} does not exist`,
-      {
-        context: { stream: stream.name },
-        cause: error,
-        hint: 'run `wharf source init` or point --source-url / --source-schema at the platform database',
-      },
-    );
+    return new WharfError(`source table ${options.sourceSchema}.${stream.name} does not exist`, {
+      context: { stream: stream.name },
+      cause: error,
+      hint: 'run `wharf source init` or point --source-url / --source-schema at the platform database',
+    });
   }
   return withContext(error, { stream: stream.name });
 }
@@ -255,9 +261,16 @@ async function recheckAfterLongTransactions(
   );
   let revisions = 0;
   for (const lt of pending.rows) {
-    const running = blockers.some((b) => b.pid === lt.pid && b.xactStart.getTime() === lt.xact_start.getTime());
+    const running = blockers.some(
+      (b) => b.pid === lt.pid && b.xactStart.getTime() === lt.xact_start.getTime(),
+    );
     if (running) continue;
-    const spanned = await control.query<{ window_id: string; start_at: Date; end_at: Date; revision: number }>(
+    const spanned = await control.query<{
+      window_id: string;
+      start_at: Date;
+      end_at: Date;
+      revision: number;
+    }>(
       `select distinct on (start_at) window_id, start_at, end_at, revision from ${cs}.windows
         where format = $1 and end_at > $2 order by start_at, revision desc`,
       [options.format.name, lt.xact_start],
@@ -272,7 +285,10 @@ async function recheckAfterLongTransactions(
       );
       if (changed) {
         const next = makeWindow(w.start_at, w.end_at, w.revision + 1);
-        log.warn({ window: window.id, revision: next.revision }, 'window changed after a long transaction ended: exporting a new revision');
+        log.warn(
+          { window: window.id, revision: next.revision },
+          'window changed after a long transaction ended: exporting a new revision',
+        );
         await exportWindowRevisions(options, control, cs, next, log);
         revisions++;
       }
@@ -325,7 +341,10 @@ async function exportWindowRevisions(
       return result;
     } catch (error) {
       if (!(error instanceof ContentChanged)) throw withContext(error, { window: current.id });
-      log.warn({ window: current.id }, `staged files of window ${current.id} differ from the source now: ${error.message}`);
+      log.warn(
+        { window: current.id },
+        `staged files of window ${current.id} differ from the source now: ${error.message}`,
+      );
       current = makeWindow(current.start, current.end, current.revision + 1);
     }
   }
@@ -341,7 +360,9 @@ async function checksumWindow(options: ExportOptions, window: TimeWindow): Promi
       const sum = new StreamChecksum();
       const pkIndex = stream.columns.findIndex((c) => c.name === stream.primaryKey[0]);
       const changeIndex = stream.columns.findIndex((c) => c.name === stream.changeColumn);
-      const copy = client.query(copyTo(copySql(stream, options.format, options.sourceSchema, window.start, window.end)));
+      const copy = client.query(
+        copyTo(copySql(stream, options.format, options.sourceSchema, window.start, window.end)),
+      );
       for await (const batch of readCopyRecords(copy)) {
         for (const record of batch) {
           const head = record.head(Math.max(pkIndex, changeIndex) + 1);
@@ -375,8 +396,19 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
   let bytes = 0;
   let alreadyStaged = 0;
 
-  const publish = (key: string, spooled: SpooledFile, entry: { stream: string; account: string; rows: number }) => {
-    files.push({ key, stream: entry.stream, account: entry.account, rows: entry.rows, bytes: spooled.bytes, sha256: spooled.sha256 });
+  const publish = (
+    key: string,
+    spooled: SpooledFile,
+    entry: { stream: string; account: string; rows: number },
+  ) => {
+    files.push({
+      key,
+      stream: entry.stream,
+      account: entry.account,
+      rows: entry.rows,
+      bytes: spooled.bytes,
+      sha256: spooled.sha256,
+    });
     bytes += spooled.bytes;
     publishing.push(
       limit(async () => {
@@ -447,7 +479,11 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
         throw sourceError(error, stream, options);
       }
       rows += sum.count;
-      streams[stream.name] = { rows: sum.count, checksum: sum.toString(), columns: stream.columns.map((c) => c.name) };
+      streams[stream.name] = {
+        rows: sum.count,
+        checksum: sum.toString(),
+        columns: stream.columns.map((c) => c.name),
+      };
     }
     await client.query('commit');
   } catch (error) {
@@ -500,7 +536,8 @@ async function putOnce(store: StagingStore, key: string, spooled: SpooledFile): 
   }
   const existing = await store.stat(key);
   if (existing && existing.bytes !== spooled.bytes) throw new ContentChanged(`${key} has other bytes`);
-  if (existing?.sha256 && existing.sha256 !== spooled.sha256) throw new ContentChanged(`${key} has other bytes`);
+  if (existing?.sha256 && existing.sha256 !== spooled.sha256)
+    throw new ContentChanged(`${key} has other bytes`);
   try {
     const stream = await store.get(key, spooled.sha256);
     for await (const _ of stream) {

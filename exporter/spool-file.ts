@@ -33,7 +33,11 @@ export function openSpool(dir: string): Spool {
       callback(null, chunk);
     },
   });
-  const done = pipeline(out, createWriteStream(path)).then(() => ({ path, sha256: hash.digest('hex'), bytes }));
+  const done = pipeline(out, createWriteStream(path)).then(() => ({
+    path,
+    sha256: hash.digest('hex'),
+    bytes,
+  }));
   // the caller awaits `done`; keep an early failure from becoming an unhandled rejection meanwhile
   done.catch(() => {});
   return {

@@ -63,7 +63,11 @@ function parseCompact(text: string): Date {
 
 export function parseWindowId(id: string): TimeWindow {
   const m = WINDOW_ID_RE.exec(id);
-  if (!m) throw new UsageError(`invalid window id "${id}"`, 'window ids look like 20261123T092000Z_20261123T092100Z');
+  if (!m)
+    throw new UsageError(
+      `invalid window id "${id}"`,
+      'window ids look like 20261123T092000Z_20261123T092100Z',
+    );
   return makeWindow(parseCompact(m[1]!), parseCompact(m[2]!), m[3] ? Number(m[3]) : 0);
 }
 
@@ -72,7 +76,10 @@ const floorTo = (t: number, size: number): number => Math.floor(t / size) * size
 
 export function checkSizes(sizes: WindowSizes): void {
   if (sizes.fineMs < 1000 || sizes.fineMs % 1000 !== 0) {
-    throw new UsageError(`window size ${sizes.fineMs}ms is not a whole number of seconds`, 'use e.g. WHARF_WINDOW=1s or 1m');
+    throw new UsageError(
+      `window size ${sizes.fineMs}ms is not a whole number of seconds`,
+      'use e.g. WHARF_WINDOW=1s or 1m',
+    );
   }
   if (sizes.coarseMs < sizes.fineMs || sizes.coarseMs % sizes.fineMs !== 0) {
     throw new UsageError(
@@ -97,7 +104,12 @@ export function planWindows(
   checkSizes(sizes);
   // tiers, largest first: history days, then whole hours, then fine windows
   const tiers = [sizes.coarseMs];
-  if (HOUR < sizes.coarseMs && HOUR > sizes.fineMs && sizes.coarseMs % HOUR === 0 && HOUR % sizes.fineMs === 0) {
+  if (
+    HOUR < sizes.coarseMs &&
+    HOUR > sizes.fineMs &&
+    sizes.coarseMs % HOUR === 0 &&
+    HOUR % sizes.fineMs === 0
+  ) {
     tiers.push(HOUR);
   }
   const out: TimeWindow[] = [];

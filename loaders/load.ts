@@ -4,9 +4,9 @@ import type pg from 'pg';
 import type { Catalog, Stream } from '../catalog/types.js';
 import { WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { quotePg } from './postgres/quote.js';
 import { readManifest, type WindowManifest } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
+import { quotePg } from './postgres/quote.js';
 import type { LedgerRow, Warehouse, WindowFile } from './warehouse.js';
 
 /** Which account, which streams, into which warehouse. */
@@ -92,9 +92,14 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
   options.onStep?.('migrated');
 
   const committed = await committedWindows(options);
-  const loaded = options.replay ? new Map<string, Set<string>>() : await options.warehouse.loaded(committed.map((w) => w.id));
+  const loaded = options.replay
+    ? new Map<string, Set<string>>()
+    : await options.warehouse.loaded(committed.map((w) => w.id));
   const pending = committed
-    .map((w) => ({ window: w, streams: streams.filter((s) => !loaded.get(s.name)?.has(w.id)).map((s) => s.name) }))
+    .map((w) => ({
+      window: w,
+      streams: streams.filter((s) => !loaded.get(s.name)?.has(w.id)).map((s) => s.name),
+    }))
     .filter((p) => p.streams.length > 0);
   log.debug({ ...ctx, committed: committed.length, pending: pending.length }, 'windows to load');
 
@@ -119,9 +124,20 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
         break;
       } catch (error) {
         // a row whose parent was updated later sits in a later window: take more windows into the transaction
-        if (!isForeignKeyError(error) || index >= pending.length) throw error;
+        if (!isForeignKeyError(error)) throw error;
+        if (index >= pending.length) {
+          throw new WharfError('rows reference parent rows that are in a window not exported yet', {
+            kind: 'transient',
+            context: { ...ctx, window: batch[0]!.window.id },
+            cause: error,
+            hint: 'the next run loads them together; if it persists, replay from an earlier window',
+          });
+        }
         const grow = Math.max(batch.length, 1);
-        log.debug({ ...ctx, windows: batch.length + grow }, 'parent rows are in later windows: widening the transaction');
+        log.debug(
+          { ...ctx, windows: batch.length + grow },
+          'parent rows are in later windows: widening the transaction',
+        );
         for (let i = 0; i < grow && index < pending.length; i++, index++) {
           const next = pending[index]!;
           batch.push({ ...next, manifest: await readChecked(options, next.window) });
@@ -232,7 +248,9 @@ async function loadBatch(
       for (const planned of batch) {
         if (!planned.streams.includes(stream.name)) continue;
         const columns = planned.manifest.streams[stream.name]?.columns ?? stream.columns.map((c) => c.name);
-        const mine = planned.manifest.files.filter((f) => f.stream === stream.name && f.account === target.account);
+        const mine = planned.manifest.files.filter(
+          (f) => f.stream === stream.name && f.account === target.account,
+        );
         for (const f of mine) {
           files.push({
             windowId: planned.window.id,

@@ -40,6 +40,8 @@ export class FileStagingStore implements StagingStore {
     const target = this.#path(key);
     const dir = dirname(target);
     const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    await localFileSize(localPath, key);
+    let linking = false;
     try {
       await mkdir(dir, { recursive: true });
       await copyFile(localPath, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
@@ -51,11 +53,12 @@ export class FileStagingStore implements StagingStore {
       } finally {
         await handle.close();
       }
+      linking = true;
       await link(temp, target);
       await syncDirectory(dir);
       return { key, bytes, sha256: options.sha256 };
     } catch (error) {
-      if (codeOf(error) === 'EEXIST') {
+      if (linking && codeOf(error) === 'EEXIST') {
         throw new AlreadyExistsError(`staging object ${key} already exists in ${this.url}`, {
           context: { key },
           hint: IMMUTABLE_HINT,
@@ -155,6 +158,24 @@ export class FileStagingStore implements StagingStore {
     validateKey(key);
     return this.root + sep + key.split('/').join(sep);
   }
+}
+
+/** The size of a local file about to be staged; a clear error when it cannot be read. */
+export async function localFileSize(localPath: string, key: string): Promise<number> {
+  try {
+    const info = await stat(localPath);
+    if (info.isFile()) return info.size;
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') {
+      throw new WharfError(`local file ${localPath} for staging object ${key} does not exist`, {
+        context: { key },
+        cause: error,
+        hint: 'the file was removed before it was staged; run the export again',
+      });
+    }
+    throw fsError(error, `cannot read local file ${localPath} for staging object ${key}`, key);
+  }
+  throw new WharfError(`cannot stage ${localPath} as ${key}: it is not a regular file`, { context: { key } });
 }
 
 /** Orders keys as S3 does: by their UTF-8 bytes. */

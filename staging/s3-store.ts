@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { stat as statFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -14,9 +13,15 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { AlreadyExistsError, classifyUnknown, UsageError, WharfError } from '../core/errors.js';
+import {
+  AlreadyExistsError,
+  classifyUnknown,
+  IntegrityError,
+  UsageError,
+  WharfError,
+} from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
-import { IMMUTABLE_HINT, validateKey, validatePrefix, verifyingStream } from './file-store.js';
+import { IMMUTABLE_HINT, localFileSize, validateKey, validatePrefix, verifyingStream } from './file-store.js';
 import type { PutOptions, StagingStore, StoredObject } from './staging-store.js';
 
 const MiB = 1024 * 1024;
@@ -75,6 +80,8 @@ export class S3StagingStore implements StagingStore {
   readonly #partSize: number;
   readonly #queueSize: number;
   readonly #checksum: boolean;
+  /** Whether to send `If-None-Match: *`; turned off once a store answers it with NotImplemented. */
+  #conditional = true;
 
   constructor(url: string, config: S3StagingStoreConfig = {}) {
     const { bucket, prefix } = parseS3Url(url);
@@ -104,47 +111,68 @@ export class S3StagingStore implements StagingStore {
 
   async putFile(key: string, localPath: string, options: PutOptions): Promise<StoredObject> {
     const objectKey = this.#objectKey(key);
-    const { size } = await statFile(localPath);
+    const size = await localFileSize(localPath, key);
     // The guard: stores without conditional writes (s3rver, older MinIO) ignore If-None-Match. What is
     // left is a race between two writers passing this check at once; both write the same key from the
     // same window of the same data, i.e. the same deterministic bytes, so the survivor is identical.
     if ((await this.stat(key)) !== undefined) throw this.#exists(key);
+    try {
+      await this.#upload(objectKey, localPath, size, options, this.#conditional);
+    } catch (error) {
+      const status = httpStatus(error);
+      if (status === 412 || nameOf(error) === 'PreconditionFailed') throw this.#exists(key, error);
+      if (this.#conditional && (status === 501 || nameOf(error) === 'NotImplemented')) {
+        // The store rejects conditional writes outright; the HeadObject check above stays the guard.
+        this.#conditional = false;
+        return this.putFile(key, localPath, options);
+      }
+      if (nameOf(error) === 'BadDigest' || nameOf(error) === 'XAmzContentChecksumMismatch') {
+        throw new IntegrityError(`local file ${localPath} does not match sha256 ${options.sha256}`, {
+          context: { key },
+          cause: error,
+          hint: 'the file changed after it was written; export the window again',
+        });
+      }
+      throw this.#error(error, `cannot write staging object ${key}`, key);
+    }
+    return { key, bytes: size, sha256: options.sha256 };
+  }
+
+  async #upload(
+    objectKey: string,
+    localPath: string,
+    size: number,
+    options: PutOptions,
+    conditional: boolean,
+  ): Promise<void> {
     const params = {
       Bucket: this.bucket,
       Key: objectKey,
       ContentLength: size,
-      IfNoneMatch: '*',
       Metadata: { [SHA_METADATA]: options.sha256 },
+      ...(conditional ? { IfNoneMatch: '*' } : {}),
       ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
     };
-    try {
-      if (size <= this.#threshold) {
-        await this.#client.send(
-          new PutObjectCommand({
-            ...params,
-            Body: createReadStream(localPath),
-            ...(this.#checksum
-              ? { ChecksumSHA256: Buffer.from(options.sha256, 'hex').toString('base64') }
-              : {}),
-          }),
-        );
-      } else {
-        // IfNoneMatch reaches CompleteMultipartUpload (lib-storage spreads the params into it).
-        const upload = new Upload({
-          client: this.#client,
-          params: { ...params, Body: createReadStream(localPath) },
-          partSize: this.#partSize,
-          queueSize: this.#queueSize,
-          leavePartsOnError: false,
-        });
-        await upload.done();
-      }
-    } catch (error) {
-      const status = httpStatus(error);
-      if (status === 412 || nameOf(error) === 'PreconditionFailed') throw this.#exists(key, error);
-      throw this.#error(error, `cannot write staging object ${key}`, key);
+    if (size <= this.#threshold) {
+      const checksum = this.#checksum
+        ? { ChecksumSHA256: Buffer.from(options.sha256, 'hex').toString('base64') }
+        : {};
+      await this.#client.send(
+        new PutObjectCommand({ ...params, ...checksum, Body: createReadStream(localPath) }),
+      );
+      return;
     }
-    return { key, bytes: size, sha256: options.sha256 };
+    // lib-storage spreads these params into every request; only CompleteMultipartUpload carries
+    // IfNoneMatch, so the condition is checked when the object appears. Memory stays bounded at
+    // partSize × queueSize.
+    const upload = new Upload({
+      client: this.#client,
+      params: { ...params, Body: createReadStream(localPath) },
+      partSize: this.#partSize,
+      queueSize: this.#queueSize,
+      leavePartsOnError: false,
+    });
+    await upload.done();
   }
 
   async get(key: string, expectedSha256?: string): Promise<Readable> {

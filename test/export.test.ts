@@ -2,11 +2,20 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlreadyExistsError } from '../core/errors.js';
 import { exportWindows } from '../exporter/export.js';
-import { openStagingStore } from '../staging/open-store.js';
 import { initSource } from '../source/source-schema.js';
+import { openStagingStore } from '../staging/open-store.js';
 import { createDatabase } from './helpers/databases.js';
 import { insertAccount, insertClicks } from './helpers/fixtures.js';
-import { manifests, openPlatform, type Platform, readAll, runExport, sleep, stagedRows, tempDir } from './helpers/wharf.js';
+import {
+  manifests,
+  openPlatform,
+  type Platform,
+  readAll,
+  runExport,
+  sleep,
+  stagedRows,
+  tempDir,
+} from './helpers/wharf.js';
 
 let url: string;
 let p: Platform;
@@ -115,9 +124,7 @@ describe('export', () => {
     // exporting the same windows into a fresh store gives the same keys and bytes
     const other = openStagingStore(`file://${tempDir()}`);
     const m = before[before.length - 1]!;
-    await exportWindows(
-      p.exportOptions({ store: other, controlSchema: 'wharf_again', maxWindows: 100000 }),
-    );
+    await exportWindows(p.exportOptions({ store: other, controlSchema: 'wharf_again', maxWindows: 100000 }));
     for (const f of m.files) {
       expect((await readAll(other, f.key)).equals(await readAll(p.store, f.key))).toBe(true);
     }
@@ -129,6 +136,8 @@ describe('export', () => {
     const dir = tempDir();
     const local = `${dir}/x`;
     await import('node:fs/promises').then((fs) => fs.writeFile(local, 'other bytes'));
-    await expect(p.store.putFile(f.key, local, { sha256: '0'.repeat(64) })).rejects.toBeInstanceOf(AlreadyExistsError);
+    await expect(p.store.putFile(f.key, local, { sha256: '0'.repeat(64) })).rejects.toBeInstanceOf(
+      AlreadyExistsError,
+    );
   });
 });

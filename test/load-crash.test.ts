@@ -24,7 +24,9 @@ afterAll(async () => {
   await p.close();
 });
 
-function runChild(env: Record<string, string>): Promise<{ code: number | null; signal: string | null; out: string }> {
+function runChild(
+  env: Record<string, string>,
+): Promise<{ code: number | null; signal: string | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/run-ts.js', 'test/helpers/load-child.ts'], {
       env: { ...process.env, ...env },
@@ -56,26 +58,29 @@ const points: [string, number][] = [
 ];
 
 describe('the loader killed with SIGKILL', () => {
-  it.each(points)('at %s (occurrence %i) leaves nothing or everything; a restart completes exactly', async (step, count) => {
-    const schema = `crash_${step.replace(/\W/g, '_')}_${count}`;
-    const t = { warehouseUrl, schema, account: 1, connectorId: 'crash' };
-    const child = await runChild({
-      CONTROL_URL: p.sourceUrl,
-      WAREHOUSE_URL: warehouseUrl,
-      STAGING_DIR: p.stagingDir,
-      SCHEMA: schema,
-      ACCOUNT: '1',
-      KILL_AT: step,
-      KILL_COUNT: String(count),
-      ROW_BUDGET: '400',
-    });
-    expect(child.signal, child.out).toBe('SIGKILL');
-    await load(p.source, p.store, t, { rowBudget: 400 });
-    const cmp = await compareWithSource(p.source, t);
-    for (const [stream, v] of Object.entries(cmp)) expect(v.warehouse, stream).toEqual(v.source);
-    const state = await warehouseState(t);
-    expect(state.ledgerRows).toBe(state.ledgerDistinct);
-    const again = await load(p.source, p.store, t);
-    expect(again.windows).toBe(0);
-  });
+  it.each(points)(
+    'at %s (occurrence %i) leaves nothing or everything; a restart completes exactly',
+    async (step, count) => {
+      const schema = `crash_${step.replace(/\W/g, '_')}_${count}`;
+      const t = { warehouseUrl, schema, account: 1, connectorId: 'crash' };
+      const child = await runChild({
+        CONTROL_URL: p.sourceUrl,
+        WAREHOUSE_URL: warehouseUrl,
+        STAGING_DIR: p.stagingDir,
+        SCHEMA: schema,
+        ACCOUNT: '1',
+        KILL_AT: step,
+        KILL_COUNT: String(count),
+        ROW_BUDGET: '400',
+      });
+      expect(child.signal, child.out).toBe('SIGKILL');
+      await load(p.source, p.store, t, { rowBudget: 400 });
+      const cmp = await compareWithSource(p.source, t);
+      for (const [stream, v] of Object.entries(cmp)) expect(v.warehouse, stream).toEqual(v.source);
+      const state = await warehouseState(t);
+      expect(state.ledgerRows).toBe(state.ledgerDistinct);
+      const again = await load(p.source, p.store, t);
+      expect(again.windows).toBe(0);
+    },
+  );
 });

@@ -2,9 +2,10 @@ import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStagingStore } from '../staging/open-store.js';
 import { seedSource } from '../source/seed.js';
 import { initSource } from '../source/source-schema.js';
+import { insertLiveEvents } from '../source/source-writer.js';
+import { openStagingStore } from '../staging/open-store.js';
 import { createDatabase } from './helpers/databases.js';
 import { compareWithSource, load, type Target, warehouseState } from './helpers/load-harness.js';
 import { manifests, openPlatform, type Platform, runExport, sleep, tempDir } from './helpers/wharf.js';
@@ -40,7 +41,7 @@ function expectEqual(cmp: Record<string, { source: unknown; warehouse: unknown }
 }
 
 describe('load into PostgreSQL', () => {
-  it('makes each warehouse equal its account\'s source rows, and only those', async () => {
+  it("makes each warehouse equal its account's source rows, and only those", async () => {
     const a = target('acct_one', 1);
     const b = target('acct_two', 2);
     const sa = await load(p.source, p.store, a);
@@ -72,7 +73,7 @@ describe('load into PostgreSQL', () => {
     const before = await warehouseState(a);
     const windows = (await manifests(p)).map((m) => m.window);
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let round = 0; round < 5; round++) {
       const order = [...windows].sort(() => rand() - 0.5);
       for (const w of order.slice(0, 12)) {
@@ -85,11 +86,18 @@ describe('load into PostgreSQL', () => {
 
   it('replaying an old window after newer updates rolls nothing back, and soft deletes arrive', async () => {
     const a = target('acct_one', 1);
-    const link = await p.source.query<{ id: string }>('select id from links where account_id = 1 order by id limit 1');
+    const link = await p.source.query<{ id: string }>(
+      'select id from links where account_id = 1 order by id limit 1',
+    );
     const id = link.rows[0]!.id;
     const old = (await manifests(p))[0]!.window;
-    await p.source.query(`update links set url = 'https://new.example/⚡', deleted_at = now() where id = $1`, [id]);
-    await p.source.query(`update conversions set status = 'reversed' where account_id = 1 and status = 'pending'`);
+    await p.source.query(
+      `update links set url = 'https://new.example/⚡', deleted_at = now() where id = $1`,
+      [id],
+    );
+    await p.source.query(
+      `update conversions set status = 'reversed' where account_id = 1 and status = 'pending'`,
+    );
     await sleep(1100);
     await runExport(p, { sizes: { fineMs: 1000, coarseMs: 86_400_000 } });
     await load(p.source, p.store, a);
@@ -109,8 +117,15 @@ describe('load into PostgreSQL', () => {
     await load(p.source, p.store, t);
     expectEqual(await compareWithSource(p.source, t));
     const wh = new pg.Pool({ connectionString: warehouseUrl });
-    const tables = await wh.query(`select table_name from information_schema.tables where table_schema = 'acct_three' order by 1`);
-    expect(tables.rows.map((r) => r.table_name)).toEqual(['_wharf_loads', '_wharf_migrations', 'accounts', 'affiliates']);
+    const tables = await wh.query(
+      `select table_name from information_schema.tables where table_schema = 'acct_three' order by 1`,
+    );
+    expect(tables.rows.map((r) => r.table_name)).toEqual([
+      '_wharf_loads',
+      '_wharf_migrations',
+      'accounts',
+      'affiliates',
+    ]);
     const wider = target('acct_three', 3, { streams: ['accounts', 'affiliates', 'programmes', 'payouts'] });
     const s = await load(p.source, p.store, wider);
     expect(s.windows).toBeGreaterThan(0);
@@ -131,6 +146,20 @@ describe('load into PostgreSQL', () => {
 });
 
 describe('bad input is one clear error and nothing partial', () => {
+  const schemas = ['bad_sha', 'bad_missing', 'bad_catalog', 'bad_drift', 'bad_value'];
+  let pendingFrom: Date;
+
+  beforeAll(async () => {
+    // every target is up to date, then new events arrive and are exported: there is something to load
+    for (const schema of schemas) await load(p.source, p.store, target(schema, 2));
+    pendingFrom = new Date((await manifests(p)).at(-1)!.window.end);
+    const c = await p.source.connect();
+    await insertLiveEvents(c, { accounts: [2], clicks: 40, seed: 5 });
+    c.release();
+    await sleep(1100);
+    await runExport(p, { sizes: { fineMs: 1000, coarseMs: 86_400_000 } });
+  });
+
   async function copyStore() {
     const dir = tempDir('wharf-bad-');
     await cp(p.stagingDir, dir, { recursive: true });
@@ -147,76 +176,75 @@ describe('bad input is one clear error and nothing partial', () => {
     const line = (error as { oneLine?: () => string }).oneLine?.() ?? String(error);
     expect(line).toMatch(message);
     expect(line).toMatch(/connector c-/);
+    expect(line).toMatch(/window \d{8}T\d{6}Z_/);
     expect(line).not.toMatch(/\n/);
     expect(await warehouseState(t)).toEqual(before);
   }
 
-  async function freshTarget(schema: string): Promise<Target> {
-    const t = target(schema, 2);
-    // load the first windows only, so there is something left to load
-    const first = (await manifests(p))[1]!.window;
-    await load(p.source, p.store, t, { replay: { to: new Date(first.end) } });
-    return t;
-  }
-
-  function fileOf(stream: string) {
-    return async () => {
-      const ms = await manifests(p);
-      for (const m of ms.slice(2)) {
-        const f = m.files.find((x) => x.stream === stream && x.account === '2');
-        if (f) return { m, f };
-      }
-      throw new Error('no file');
-    };
+  async function pendingFile(stream: string) {
+    const ms = (await manifests(p)).filter((m) => new Date(m.window.start) >= pendingFrom);
+    for (const m of ms) {
+      const f = m.files.find((x) => x.stream === stream && x.account === '2');
+      if (f) return { m, f };
+    }
+    throw new Error(`no pending ${stream} file`);
   }
 
   it('a file whose sha256 does not match', async () => {
-    const t = await freshTarget('bad_sha');
+    const t = target('bad_sha', 2);
     const { dir, store } = await copyStore();
-    const { f } = await fileOf('clicks')();
+    const { f } = await pendingFile('clicks');
     const path = join(dir, f.key);
     const bytes = await readFile(path);
-    bytes[bytes.length - 5] ^= 0xff;
+    bytes[bytes.length - 5] = (bytes[bytes.length - 5] ?? 0) ^ 0xff;
     await rm(path);
     await writeFile(path, bytes);
-    await expectUntouched(t, () => load(p.source, store, t), /sha256|bytes|integrity|differ/i);
+    await expectUntouched(t, () => load(p.source, store, t), /sha256.*stream clicks|stream clicks.*sha256/i);
   });
 
   it('a missing file', async () => {
-    const t = await freshTarget('bad_missing');
+    const t = target('bad_missing', 2);
     const { dir, store } = await copyStore();
-    const { f } = await fileOf('conversions')();
+    const { f } = await pendingFile('clicks');
     await rm(join(dir, f.key));
     await expectUntouched(t, () => load(p.source, store, t), /missing|not found|no such|does not exist/i);
   });
 
   it('a manifest from an unknown catalog version', async () => {
-    const t = await freshTarget('bad_catalog');
+    const t = target('bad_catalog', 2);
     const { dir, store } = await copyStore();
-    const ms = await manifests(p);
-    const key = (await p.source.query('select manifest_key from wharf.windows order by start_at limit 1 offset 3')).rows[0]
-      .manifest_key as string;
-    const m = JSON.parse(await readFile(join(dir, key), 'utf8'));
-    m.catalog_version = 99;
+    const { m } = await pendingFile('clicks');
+    const key = `csv/${m.window.id}/_manifest.json`;
+    const edited = JSON.parse(await readFile(join(dir, key), 'utf8'));
+    edited.catalog_version = 99;
     await rm(join(dir, key));
-    await writeFile(join(dir, key), JSON.stringify(m));
-    expect(ms.length).toBeGreaterThan(3);
+    await writeFile(join(dir, key), JSON.stringify(edited));
     await expectUntouched(t, () => load(p.source, store, t), /catalog tracking version 99/);
   });
 
   it('a warehouse table changed by hand (a column dropped)', async () => {
-    const t = await freshTarget('bad_drift');
+    const t = target('bad_drift', 2);
     const wh = new pg.Pool({ connectionString: warehouseUrl });
     await wh.query('alter table bad_drift.clicks drop column referrer');
     await wh.end();
-    await expectUntouched(t, () => load(p.source, p.store, t), /bad_drift\.clicks has no column referrer/);
+    const before = await warehouseState(t).catch(() => undefined);
+    const error = await load(p.source, p.store, t).then(
+      () => undefined,
+      (e: unknown) => e as { oneLine(): string },
+    );
+    expect(error?.oneLine()).toMatch(
+      /warehouse table bad_drift\.clicks has no column referrer \(connector c-bad_drift, stream clicks\); the table was changed by hand/,
+    );
+    expect(await warehouseState(t).catch(() => undefined)).toEqual(before);
   });
 
   it('a value the warehouse rejects', async () => {
-    const t = await freshTarget('bad_value');
+    const t = target('bad_value', 2);
     const wh = new pg.Pool({ connectionString: warehouseUrl });
-    await wh.query(`alter table bad_value.clicks add constraint no_mobile check (device is distinct from 'mobile') not valid`);
+    await wh.query(
+      `alter table bad_value.clicks add constraint clicks_before_cutover check (occurred_at < '${pendingFrom.toISOString()}') not valid`,
+    );
     await wh.end();
-    await expectUntouched(t, () => load(p.source, p.store, t), /no_mobile.*stream clicks|stream clicks/);
+    await expectUntouched(t, () => load(p.source, p.store, t), /clicks_before_cutover.*stream clicks/);
   });
 });

@@ -199,6 +199,17 @@ describe.each(subjects)('$name staging store', (subject) => {
     expect((error as WharfError).message).toContain('does not exist');
   });
 
+  it('names a local file that is gone', async () => {
+    const store = await subject.create();
+    const gone = join(work, 'never-written.spool');
+    const error = await store.putFile('w/a.csv', gone, { sha256: sha256('') }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WharfError);
+    expect((error as WharfError).message).toBe(
+      `local file ${gone} for staging object w/a.csv does not exist`,
+    );
+    expect(await store.stat('w/a.csv')).toBeUndefined();
+  });
+
   it('deletes an object', async () => {
     const store = await subject.create();
     await put(store, 'retention/old.csv', 'old');
@@ -315,6 +326,10 @@ describe('S3 staging store', () => {
 
     const stored = await target.putFile('windows/big/clicks/1.parquet', path, { sha256: sha });
     expect(stored.bytes).toBe(40 * 1024 * 1024);
+    // completed as a multipart upload, not a single PutObject
+    expect(s3.events.filter((e) => e.key === `${target.prefix}/windows/big/clicks/1.parquet`)).toEqual([
+      { name: 'ObjectCreated:Post', key: `${target.prefix}/windows/big/clicks/1.parquet` },
+    ]);
 
     const head = await target.stat('windows/big/clicks/1.parquet');
     expect(head).toEqual({ key: 'windows/big/clicks/1.parquet', bytes: 40 * 1024 * 1024, sha256: sha });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../core/duration.js';
-import { planWindows, parseWindowId, windowId } from '../exporter/windows.js';
+import { parseWindowId, planWindows, windowId } from '../exporter/windows.js';
 
 const t = (iso: string) => new Date(iso);
 const sizes = { fineMs: 60_000, coarseMs: 86_400_000 };
@@ -24,7 +24,9 @@ describe('planWindows', () => {
     expect(windows[2]).toMatchObject({ start: t('2026-11-22T00:00:00Z'), end: t('2026-11-23T00:00:00Z') });
     expect(windows[3]).toMatchObject({ start: t('2026-11-23T00:00:00Z'), end: t('2026-11-23T01:00:00Z') });
     expect(windows.filter((w) => w.end.getTime() - w.start.getTime() === 3_600_000)).toHaveLength(9);
-    expect(windows[windows.length - 20]!.end.getTime() - windows[windows.length - 20]!.start.getTime()).toBe(60_000);
+    expect(windows[windows.length - 20]!.end.getTime() - windows[windows.length - 20]!.start.getTime()).toBe(
+      60_000,
+    );
     const last = windows[windows.length - 1]!;
     expect(last.end).toEqual(t('2026-11-23T09:20:00Z'));
     for (let i = 1; i < windows.length; i++) expect(windows[i]!.start).toEqual(windows[i - 1]!.end);
@@ -43,7 +45,10 @@ describe('planWindows', () => {
     expect(parseDuration('1s')).toBe(1000);
     expect(parseDuration('0s')).toBe(0);
     expect(parseDuration('1h30m')).toBe(5_400_000);
-    const w = planWindows(t('2026-11-23T09:00:00Z'), t('2026-11-23T09:00:03Z'), { fineMs: 1000, coarseMs: 86_400_000 });
+    const w = planWindows(t('2026-11-23T09:00:00Z'), t('2026-11-23T09:00:03Z'), {
+      fineMs: 1000,
+      coarseMs: 86_400_000,
+    });
     expect(w.map((x) => x.id)).toEqual([
       '20261123T090000Z_20261123T090001Z',
       '20261123T090001Z_20261123T090002Z',
@@ -53,6 +58,11 @@ describe('planWindows', () => {
 
   it('rejects sizes that do not fit', () => {
     expect(() => parseDuration('1 minute')).toThrow(/invalid duration/);
-    expect(() => planWindows(t('2026-11-23T09:00:00Z'), t('2026-11-23T10:00:00Z'), { fineMs: 7000, coarseMs: 86_400_000 })).toThrow(/multiple/);
+    expect(() =>
+      planWindows(t('2026-11-23T09:00:00Z'), t('2026-11-23T10:00:00Z'), {
+        fineMs: 7000,
+        coarseMs: 86_400_000,
+      }),
+    ).toThrow(/multiple/);
   });
 });

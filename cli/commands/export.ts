@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { exportWindows, type ExportSummary } from '../../exporter/export.js';
+import { type ExportSummary, exportWindows } from '../../exporter/export.js';
 import { formatByName } from '../../exporter/writers/formats.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes, formatCount, printResult, progressBar } from '../output.js';
@@ -13,7 +13,12 @@ interface ExportArgs extends GlobalArgs {
 /** Exports closed windows; shared by `export`, `sync` and `run`. */
 export async function runExport(
   ctx: CommandContext,
-  options: { lock?: 'wait' | 'skip'; maxWindows?: number; format?: 'csv' | 'parquet' | 'json'; progress?: boolean } = {},
+  options: {
+    lock?: 'wait' | 'skip';
+    maxWindows?: number;
+    format?: 'csv' | 'parquet' | 'json';
+    progress?: boolean;
+  } = {},
 ): Promise<ExportSummary> {
   const d = ctx.durations;
   const bar = progressBar('export', options.progress ?? !ctx.settings.json);
@@ -45,10 +50,13 @@ export function exportLines(s: ExportSummary): string[] {
   const lines = [
     `exported ${formatCount(s.windows)} window(s): ${formatCount(s.files)} file(s), ${formatCount(s.rows)} rows, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(1)} s`,
   ];
-  if (s.filesAlreadyStaged > 0) lines.push(`${s.filesAlreadyStaged} file(s) were already staged (an interrupted export completed)`);
+  if (s.filesAlreadyStaged > 0)
+    lines.push(`${s.filesAlreadyStaged} file(s) were already staged (an interrupted export completed)`);
   if (s.revisions > 0) lines.push(`${s.revisions} window(s) exported as a new revision`);
   for (const lt of s.longTransactions) {
-    lines.push(`warning: transaction of pid ${lt.pid} open since ${lt.xactStart} is past the limit; its windows will be re-checked when it ends`);
+    lines.push(
+      `warning: transaction of pid ${lt.pid} open since ${lt.xactStart} is past the limit; its windows will be re-checked when it ends`,
+    );
   }
   if (s.watermark) lines.push(`windows are closed up to ${s.watermark}`);
   return lines;
@@ -59,8 +67,14 @@ export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
   describe: 'Export every closed window of the source to staging (immutable files + manifest)',
   builder: (y) =>
     y
-      .option('format', { choices: ['csv', 'parquet', 'json'] as const, describe: 'file format (default csv)' })
-      .option('max-windows', { type: 'number', describe: 'export at most this many windows now' }) as Argv<ExportArgs>,
+      .option('format', {
+        choices: ['csv', 'parquet', 'json'] as const,
+        describe: 'file format (default csv)',
+      })
+      .option('max-windows', {
+        type: 'number',
+        describe: 'export at most this many windows now',
+      }) as Argv<ExportArgs>,
   handler: withContext<ExportArgs>(async (ctx, args) => {
     const summary = await runExport(ctx, {
       ...(args.maxWindows ? { maxWindows: args.maxWindows } : {}),

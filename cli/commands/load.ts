@@ -1,8 +1,11 @@
+import pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
-import { UsageError, WharfError, withContext as addContext } from '../../core/errors.js';
-import { loadConnector, type LoadSummary } from '../../loaders/load.js';
-import type { CommandContext } from '../context.js';
+import type { Connector } from '../../connectors/connector-store.js';
+import { withContext as addContext, UsageError, WharfError } from '../../core/errors.js';
+import { type LoadProgress, type LoadSummary, loadConnector } from '../../loaders/load.js';
+import type { LedgerStatus } from '../../loaders/warehouse.js';
 import { activeConnectors, connectorStore, openWarehouse } from '../connector-runtime.js';
+import type { CommandContext } from '../context.js';
 import { formatCount, printResult, progressBar } from '../output.js';
 import { type GlobalArgs, withContext } from '../run-command.js';
 import { exportLines, runExport } from './export.js';
@@ -23,52 +26,104 @@ export interface LoadRunSummary {
   skipped: string[];
 }
 
+/** The advisory lock a connector's load holds on the control database (one load of a connector at a time). */
+export function loadLockKey(controlSchema: string, connectorId: string): string {
+  return `wharf.load.${controlSchema}.${connectorId}`;
+}
+
+/** What `loadOne` did: loaded (possibly nothing new), or skipped because another load of the connector holds its lock. */
+export type LoadOneResult =
+  | { readonly status: 'loaded'; readonly summary: LoadSummary; readonly ledger: LedgerStatus }
+  | { readonly status: 'skipped' };
+
+export interface LoadOneOptions {
+  readonly replay?: { readonly from?: Date; readonly to?: Date };
+  readonly onProgress?: (event: LoadProgress) => void;
+}
+
+/**
+ * Loads one connector under its advisory try-lock, taken on a connection of its own to the control
+ * database (so a crash of this process releases it at once). Returns `skipped` when the lock is held by
+ * another load; errors carry the connector in their context.
+ */
+export async function loadOne(
+  ctx: CommandContext,
+  connector: Connector,
+  options: LoadOneOptions = {},
+): Promise<LoadOneResult> {
+  const control = await ctx.control();
+  const lockKey = loadLockKey(ctx.settings.controlSchema, String(connector.id));
+  const lockClient = new pg.Client({
+    connectionString: ctx.settings.controlUrl ?? ctx.sourceUrl(),
+    application_name: 'wharf-load-lock',
+  });
+  lockClient.on('error', () => {});
+  try {
+    await lockClient.connect();
+    const got = await lockClient.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+      lockKey,
+    ]);
+    if (!got.rows[0]!.ok) return { status: 'skipped' };
+    const warehouse = await openWarehouse(ctx, connector);
+    try {
+      const summary = await loadConnector({
+        control,
+        controlSchema: ctx.settings.controlSchema,
+        store: ctx.store(),
+        catalog: ctx.catalog,
+        target: {
+          connectorId: String(connector.id),
+          account: String(connector.account),
+          streams: connector.streams,
+        },
+        warehouse,
+        logger: ctx.logger,
+        ...(options.replay ? { replay: options.replay } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+      return { status: 'loaded', summary, ledger: await warehouse.status() };
+    } finally {
+      await warehouse.close();
+    }
+  } catch (error) {
+    throw addContext(error, { connector: String(connector.id) });
+  } finally {
+    // closing the session releases the advisory lock
+    await lockClient.end().catch(() => {});
+  }
+}
+
 /** Loads one connector (or all active ones) under a per-connector lock. */
 export async function runLoad(
   ctx: CommandContext,
   options: { connector?: string; replay?: { from?: Date; to?: Date } } = {},
 ): Promise<LoadRunSummary> {
-  const control = await ctx.control();
   const store = await connectorStore(ctx);
   const targets = options.connector ? [await store.get(options.connector)] : await activeConnectors(ctx);
   const out: LoadRunSummary = { connectors: [], failures: [], skipped: [] };
   for (const connector of targets) {
-    const lockKey = `wharf.load.${ctx.settings.controlSchema}.${connector.id}`;
-    const lockClient = await control.connect();
+    const bar = progressBar(`connector ${connector.id}`, !ctx.settings.json);
     try {
-      const got = await lockClient.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [lockKey]);
-      if (!got.rows[0]!.ok) {
-        ctx.logger.info({ connector: connector.id }, `connector ${connector.id} is being loaded by another process; skipped`);
+      const result = await loadOne(ctx, connector, {
+        ...(options.replay ? { replay: options.replay } : {}),
+        onProgress: (e) => bar.update(e.windowsDone, e.windowsTotal, `${formatCount(e.rows)} rows`),
+      });
+      if (result.status === 'skipped') {
+        ctx.logger.info(
+          { connector: connector.id },
+          `connector ${connector.id} is being loaded by another process; skipped`,
+        );
         out.skipped.push(String(connector.id));
-        continue;
+      } else {
+        out.connectors.push(result.summary);
       }
-      const warehouse = await openWarehouse(ctx, connector);
-      const bar = progressBar(`connector ${connector.id}`, !ctx.settings.json);
-      try {
-        const summary = await loadConnector({
-          control,
-          controlSchema: ctx.settings.controlSchema,
-          store: ctx.store(),
-          catalog: ctx.catalog,
-          target: { connectorId: String(connector.id), account: String(connector.account), streams: connector.streams },
-          warehouse,
-          logger: ctx.logger,
-          ...(options.replay ? { replay: options.replay } : {}),
-          onProgress: (e) => bar.update(e.windowsDone, e.windowsTotal, `${formatCount(e.rows)} rows`),
-        });
-        out.connectors.push(summary);
-      } catch (error) {
-        const e = addContext(error, { connector: String(connector.id) });
-        if (options.connector) throw e;
-        ctx.logger.error({ connector: connector.id, err: e.oneLine() }, `connector ${connector.id} failed`);
-        out.failures.push({ connector: String(connector.id), error: e.oneLine() });
-      } finally {
-        bar.stop();
-        await warehouse.close();
-      }
+    } catch (error) {
+      const e = addContext(error, { connector: String(connector.id) });
+      if (options.connector) throw e;
+      ctx.logger.error({ connector: connector.id, err: e.oneLine() }, `connector ${connector.id} failed`);
+      out.failures.push({ connector: String(connector.id), error: e.oneLine() });
     } finally {
-      await lockClient.query('select pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => {});
-      lockClient.release();
+      bar.stop();
     }
   }
   return out;
@@ -97,7 +152,8 @@ function failIfAny(s: LoadRunSummary): void {
 export const loadCommand: CommandModule<GlobalArgs, LoadArgs> = {
   command: 'load',
   describe: 'Load every exported window a connector has not loaded yet (all active connectors by default)',
-  builder: (y) => y.option('connector', { type: 'string', describe: 'only this connector id' }) as Argv<LoadArgs>,
+  builder: (y) =>
+    y.option('connector', { type: 'string', describe: 'only this connector id' }) as Argv<LoadArgs>,
   handler: withContext<LoadArgs>(async (ctx, args) => {
     const summary = await runLoad(ctx, args.connector ? { connector: args.connector } : {});
     printResult(ctx.settings.json, summary, () => loadLines(summary));
@@ -122,18 +178,22 @@ export const syncCommand: CommandModule<GlobalArgs, GlobalArgs> = {
 function parseTime(text: string | undefined, flag: string): Date | undefined {
   if (text === undefined) return undefined;
   const d = new Date(text);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`invalid ${flag} "${text}"`, 'use an ISO time, e.g. 2026-11-23T09:00:00Z');
+  if (Number.isNaN(d.getTime()))
+    throw new UsageError(`invalid ${flag} "${text}"`, 'use an ISO time, e.g. 2026-11-23T09:00:00Z');
   return d;
 }
 
 export const replayCommand: CommandModule<GlobalArgs, ReplayArgs> = {
   command: 'replay',
-  describe: 'Reload a connector\'s windows from the stored files (never the source); idempotent',
+  describe: "Reload a connector's windows from the stored files (never the source); idempotent",
   builder: (y) =>
     y
       .option('connector', { type: 'string', demandOption: true, describe: 'connector id' })
       .option('from', { type: 'string', describe: 'windows ending after this ISO time' })
-      .option('to', { type: 'string', describe: 'windows starting before this ISO time' }) as Argv<ReplayArgs>,
+      .option('to', {
+        type: 'string',
+        describe: 'windows starting before this ISO time',
+      }) as Argv<ReplayArgs>,
   handler: withContext<ReplayArgs>(async (ctx, args) => {
     const from = parseTime(args.from, '--from');
     const to = parseTime(args.to, '--to');
@@ -141,6 +201,8 @@ export const replayCommand: CommandModule<GlobalArgs, ReplayArgs> = {
       connector: args.connector,
       replay: { ...(from ? { from } : {}), ...(to ? { to } : {}) },
     });
-    printResult(ctx.settings.json, summary, () => loadLines(summary).map((l) => l.replace(/^connector/, 'replayed connector')));
+    printResult(ctx.settings.json, summary, () =>
+      loadLines(summary).map((l) => l.replace(/^connector/, 'replayed connector')),
+    );
   }),
 };

@@ -1,8 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
-import { initSource } from '../../source/source-schema.js';
 import { seedSource } from '../../source/seed.js';
+import { initSource } from '../../source/source-schema.js';
 import { formatCount, printResult, progressBar } from '../output.js';
-import { withContext, type GlobalArgs } from '../run-command.js';
+import { type GlobalArgs, withContext } from '../run-command.js';
 
 export const sourceCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'source <action>',
@@ -41,7 +41,11 @@ export const seedCommand: CommandModule<GlobalArgs, SeedArgs> = {
   builder: (y) =>
     y
       .option('accounts', { type: 'number', demandOption: true, describe: 'number of customer accounts' })
-      .option('rows', { type: 'number', demandOption: true, describe: 'clicks in all (other streams in proportion)' })
+      .option('rows', {
+        type: 'number',
+        demandOption: true,
+        describe: 'clicks in all (other streams in proportion)',
+      })
       .option('seed', { type: 'number', default: 1, describe: 'random seed (same seed, same data)' })
       .option('days', { type: 'number', default: 7, describe: 'days of history' }) as Argv<SeedArgs>,
   handler: withContext<SeedArgs>(async (ctx, args) => {

@@ -1,12 +1,6 @@
 import type { Column, Stream } from '../../catalog/types.js';
 import { classifyUnknown, type ErrorKind } from '../../core/errors.js';
-import {
-  type Dialect,
-  LEDGER_TABLE,
-  LOADED_AT_COLUMN,
-  MIGRATIONS_TABLE,
-  WINDOW_COLUMN,
-} from '../dialect.js';
+import { type Dialect, LEDGER_TABLE, LOADED_AT_COLUMN, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
 import { quotePg } from './quote.js';
 
 const q = quotePg;

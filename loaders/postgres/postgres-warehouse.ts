@@ -1,11 +1,18 @@
-import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
-import { WharfError, withContext } from '../../core/errors.js';
+import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
 import { LEDGER_TABLE, MIGRATIONS_TABLE } from '../dialect.js';
-import type { LedgerRow, LedgerStatus, LoadTransaction, StageResult, Warehouse, WindowFile } from '../warehouse.js';
+import type {
+  LedgerRow,
+  LedgerStatus,
+  LoadTransaction,
+  StageResult,
+  Warehouse,
+  WindowFile,
+} from '../warehouse.js';
 import { classifyPgError, mergeSql, postgresDialect, stagingTableName } from './postgres-dialect.js';
 import { literalPg, quotePg } from './quote.js';
 
@@ -79,13 +86,10 @@ export class PostgresWarehouse implements Warehouse {
             await client.query(sql.addColumn(schema, stream, column));
             continue;
           }
-          throw new WharfError(
-            `warehouse table ${schema}.${stream.name} has no column ${column.name}`,
-            {
-              context: { ...this.#context(), stream: stream.name },
-              hint: `the table was changed by hand; restore the column (${column.name} ${this.dialect.columnType(column)}) or drop the table and replay the connector`,
-            },
-          );
+          throw new WharfError(`warehouse table ${schema}.${stream.name} has no column ${column.name}`, {
+            context: { ...this.#context(), stream: stream.name },
+            hint: `the table was changed by hand; restore the column (${column.name} ${this.dialect.columnType(column)}) or drop the table and replay the connector`,
+          });
         }
       }
       if (catalog.version > current) {
@@ -144,14 +148,27 @@ export class PostgresWarehouse implements Warehouse {
     const client = await this.#connect();
     const ledger = `${q(this.#config.schema)}.${q(LEDGER_TABLE)}`;
     const exists = await client.query<{ t: string | null }>('select to_regclass($1) as t', [ledger]);
-    if (!exists.rows[0]?.t) return { lastWindowId: null, lastWindowEnd: null, lastLoadedAt: null, rows: 0, windows: 0 };
-    const { rows } = await client.query<{ w: string | null; e: Date | null; l: Date | null; r: string; n: string }>(
+    if (!exists.rows[0]?.t)
+      return { lastWindowId: null, lastWindowEnd: null, lastLoadedAt: null, rows: 0, windows: 0 };
+    const { rows } = await client.query<{
+      w: string | null;
+      e: Date | null;
+      l: Date | null;
+      r: string;
+      n: string;
+    }>(
       `select (select window_id from ${ledger} order by window_end desc, window_id desc limit 1) as w,
               max(window_end) as e, max(loaded_at) as l, coalesce(sum(rows), 0) as r, count(distinct window_id) as n
          from ${ledger}`,
     );
     const r = rows[0]!;
-    return { lastWindowId: r.w, lastWindowEnd: r.e, lastLoadedAt: r.l, rows: Number(r.r), windows: Number(r.n) };
+    return {
+      lastWindowId: r.w,
+      lastWindowEnd: r.e,
+      lastLoadedAt: r.l,
+      rows: Number(r.r),
+      windows: Number(r.n),
+    };
   }
 
   async close(): Promise<void> {
@@ -181,15 +198,30 @@ class PostgresLoadTransaction implements LoadTransaction {
     let rows = 0;
     for (const file of files) {
       try {
-        await client.query(`alter table ${stage} alter column _wharf_window set default ${literalPg(file.windowId)}`);
-        const header = file.columns;
-        const copy = client.query(
-          copyFrom(`copy ${stage} (${header.map(q).join(', ')}) from stdin (format csv, header true)`),
+        await client.query(
+          `alter table ${stage} alter column _wharf_window set default ${literalPg(file.windowId)}`,
         );
-        await pipeline(await file.open(), createGunzip(), copy);
+        // open the file before starting COPY: a missing file must not leave the connection in COPY mode
+        const body = await file.open();
+        const copy = client.query(
+          copyFrom(`copy ${stage} (${file.columns.map(q).join(', ')}) from stdin (format csv, header true)`),
+        );
+        await pipeline(body, createGunzip(), copy);
         rows += Number(copy.rowCount ?? 0);
       } catch (error) {
-        throw withContext(error, { window: file.windowId, stream: stream.name, key: file.key });
+        const ctx = { window: file.windowId, stream: stream.name, key: file.key };
+        const code = (error as { code?: string }).code;
+        if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {
+          throw new IntegrityError(
+            'staged file is corrupt: its bytes do not match the sha256 in the manifest',
+            {
+              context: ctx,
+              cause: error,
+              hint: 'the file was changed after export; restore it from a backup or export the window again as a new revision',
+            },
+          );
+        }
+        throw withContext(error, ctx);
       }
     }
     return { rows, quarantined: 0 };

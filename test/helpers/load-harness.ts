@@ -47,7 +47,11 @@ export async function load(
 }
 
 /** Per stream: source checksum of the account's rows and warehouse checksum. */
-export async function compareWithSource(source: pg.Pool, target: Target, streams = target.streams ?? ALL_STREAMS) {
+export async function compareWithSource(
+  source: pg.Pool,
+  target: Target,
+  streams = target.streams ?? ALL_STREAMS,
+) {
   const wh = new pg.Pool({ connectionString: target.warehouseUrl, max: 2 });
   try {
     const out: Record<string, { source: unknown; warehouse: unknown }> = {};

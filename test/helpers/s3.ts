@@ -9,6 +9,16 @@ import { join } from 'node:path';
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  on(event: 'event', listener: (event: S3rverEvent) => void): void;
+}
+interface S3rverEvent {
+  readonly Records: readonly { eventName: string; s3: { object: { key: string } } }[];
+}
+
+/** An object event seen by the server: `ObjectCreated:Put` (PutObject), `ObjectCreated:Post` (multipart). */
+export interface S3ObjectEvent {
+  readonly name: string;
+  readonly key: string;
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 
@@ -24,6 +34,8 @@ export interface TestS3 {
   readonly bucket: string;
   /** Where s3rver keeps its files. */
   readonly directory: string;
+  /** Object events so far, oldest first. */
+  readonly events: readonly S3ObjectEvent[];
   stop(): Promise<void>;
 }
 
@@ -41,11 +53,16 @@ export async function startS3(): Promise<TestS3> {
     directory,
     configureBuckets: [{ name: bucket }],
   });
+  const events: S3ObjectEvent[] = [];
+  server.on('event', (event) => {
+    for (const record of event.Records) events.push({ name: record.eventName, key: record.s3.object.key });
+  });
   const address = await server.run();
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
     bucket,
     directory,
+    events,
     stop: async () => {
       await server.close();
       await rm(directory, { recursive: true, force: true });

@@ -87,7 +87,8 @@ export async function readCsvGz(store: StagingStore, key: string): Promise<Recor
 export async function stagedRows(p: Platform, stream: string): Promise<Record<string, string | null>[]> {
   const out: Record<string, string | null>[] = [];
   for (const m of await manifests(p)) {
-    for (const f of m.files.filter((x) => x.stream === stream)) out.push(...(await readCsvGz(p.store, f.key)));
+    for (const f of m.files.filter((x) => x.stream === stream))
+      out.push(...(await readCsvGz(p.store, f.key)));
   }
   return out;
 }

@@ -1,0 +1,160 @@
+import type { Argv, CommandModule } from 'yargs';
+import { parseDuration } from '../../core/duration.js';
+import { UsageError, WharfError } from '../../core/errors.js';
+import { type MetricsServer, startMetricsServer } from '../../scheduler/metrics.js';
+import { Scheduler, type TickReport } from '../../scheduler/scheduler.js';
+import { formatCount, printResult } from '../output.js';
+import { type GlobalArgs, withContext } from '../run-command.js';
+import { exportLines } from './export.js';
+
+interface RunArgs extends GlobalArgs {
+  every: string;
+  concurrency: number;
+  metricsPort?: number;
+  metricsHost: string;
+  retention?: string;
+  once: boolean;
+}
+
+export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
+  command: 'run',
+  describe: 'Run continuously: every tick, export closed windows and load every connector that is behind',
+  builder: (y) =>
+    y
+      .option('every', { type: 'string', default: '1m', describe: 'tick interval' })
+      .option('concurrency', { type: 'number', default: 4, describe: 'connectors loaded at the same time' })
+      .option('metrics-port', {
+        type: 'number',
+        describe: 'serve /metrics and /healthz on this port (off by default)',
+      })
+      .option('metrics-host', {
+        type: 'string',
+        default: '127.0.0.1',
+        describe: 'address the metrics server listens on',
+      })
+      .option('retention', {
+        type: 'string',
+        describe:
+          'delete staged windows older than this (e.g. 7d) once every connector has loaded them (off by default)',
+      })
+      .option('once', {
+        type: 'boolean',
+        default: false,
+        describe: 'one tick, then exit',
+      }) as unknown as Argv<RunArgs>,
+  handler: withContext<RunArgs>(async (ctx, args) => {
+    const everyMs = parseDuration(args.every, '--every');
+    if (everyMs <= 0) throw new UsageError('--every must be more than 0');
+    if (!Number.isInteger(args.concurrency) || args.concurrency < 1) {
+      throw new UsageError(`invalid --concurrency ${args.concurrency}`, 'use a whole number of 1 or more');
+    }
+    const retentionMs =
+      args.retention === undefined ? undefined : parseDuration(args.retention, '--retention');
+    const scheduler = new Scheduler(ctx, {
+      everyMs,
+      concurrency: args.concurrency,
+      ...(retentionMs !== undefined ? { retentionMs } : {}),
+    });
+    let server: MetricsServer | undefined;
+    if (args.metricsPort !== undefined) {
+      server = await startMetricsServer({
+        port: args.metricsPort,
+        host: args.metricsHost,
+        metrics: scheduler.metrics,
+        health: () => scheduler.health(),
+      });
+      ctx.logger.info({ url: server.url }, `metrics on ${server.url}/metrics`);
+    }
+    try {
+      if (args.once) {
+        const report = await scheduler.tick();
+        printResult(ctx.settings.json, report, () => tickLines(report));
+        const failed = report.connectors.filter((c) => c.status === 'failed' || c.status === 'parked');
+        if (failed.length > 0 || report.exportError) {
+          throw new WharfError(
+            report.exportError
+              ? `export failed: ${report.exportError}`
+              : `${failed.length} connector(s) failed to load`,
+            { hint: "see the lines above; `wharf status` shows each connector's last error" },
+          );
+        }
+        return;
+      }
+      const stop = new AbortController();
+      const onSignal = (name: string) => () => {
+        ctx.logger.info(`${name}: stopping; loads under way finish first (a second ${name} stops at once)`);
+        stop.abort();
+      };
+      const onTerm = onSignal('SIGTERM');
+      const onInt = onSignal('SIGINT');
+      // while it runs, the scheduler alone handles these signals: another listener (a dependency's exit
+      // hook) would end the process before the loads under way commit or roll back
+      const others = detachListeners(['SIGTERM', 'SIGINT']);
+      process.once('SIGTERM', onTerm);
+      process.once('SIGINT', onInt);
+      ctx.logger.info(
+        { every: args.every, concurrency: args.concurrency },
+        `running: a tick every ${args.every}`,
+      );
+      try {
+        await scheduler.run(stop.signal);
+      } finally {
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
+        others.restore();
+      }
+      ctx.logger.info('stopped');
+    } finally {
+      await server?.close();
+    }
+  }),
+};
+
+/** Removes the current listeners of some signals; `restore` puts them back. */
+function detachListeners(signals: readonly NodeJS.Signals[]): { restore(): void } {
+  const saved = signals.map((signal) => ({ signal, listeners: process.listeners(signal) }));
+  for (const { signal, listeners } of saved) for (const l of listeners) process.off(signal, l);
+  return {
+    restore: () => {
+      for (const { signal, listeners } of saved) for (const l of listeners) process.on(signal, l);
+    },
+  };
+}
+
+/** A tick's report for a person. */
+export function tickLines(report: TickReport): string[] {
+  const lines: string[] = [];
+  if (report.exportError) lines.push(`export FAILED: ${report.exportError}`);
+  else if (report.export) lines.push(...exportLines(report.export));
+  for (const c of report.connectors) {
+    switch (c.status) {
+      case 'ok':
+        lines.push(
+          `connector ${c.connector}: ${formatCount(c.windows)} window(s), ${formatCount(c.rows)} rows loaded`,
+        );
+        break;
+      case 'current':
+        lines.push(`connector ${c.connector}: up to date`);
+        break;
+      case 'skipped':
+        lines.push(`connector ${c.connector}: skipped (its previous load is still running)`);
+        break;
+      case 'failed':
+        lines.push(`connector ${c.connector}: FAILED (will be retried): ${c.error}`);
+        break;
+      case 'parked':
+        lines.push(`connector ${c.connector}: PARKED (state failing): ${c.error}`);
+        break;
+      case 'stopped':
+        lines.push(`connector ${c.connector}: not started (stopping)`);
+        break;
+    }
+  }
+  if (report.connectors.length === 0) lines.push('no active connectors; add one with `wharf connectors add`');
+  if (report.retention && report.retention.windows > 0) {
+    lines.push(
+      `retention: ${formatCount(report.retention.windows)} window(s) pruned, ${formatCount(report.retention.files)} file(s)`,
+    );
+  }
+  return lines;
+}

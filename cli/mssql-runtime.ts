@@ -1,0 +1,112 @@
+import { connect } from 'node:net';
+import sql from 'mssql';
+import type { CheckReport, CheckResult } from '../connectors/checks-postgres.js';
+import type { ConnectionSettings } from '../connectors/connection-url.js';
+import { errorMessage } from '../core/errors.js';
+import { redact, type Secret } from '../core/secret.js';
+import { quoteMssql } from '../loaders/mssql/mssql-dialect.js';
+import { mssqlConnection, mssqlDriverConfig } from '../loaders/mssql/mssql-url.js';
+import { MssqlWarehouse } from '../loaders/mssql/mssql-warehouse.js';
+import type { Warehouse } from '../loaders/warehouse.js';
+
+export async function openMssqlWarehouse(
+  settings: ConnectionSettings,
+  password: Secret | undefined,
+  schema: string,
+  connectorId: string,
+): Promise<Warehouse> {
+  return new MssqlWarehouse({ connection: mssqlConnection(settings, password), schema, connectorId });
+}
+
+const FIX: Record<string, string> = {
+  reach:
+    'check the host and port, and that the server accepts TCP connections (SQL Server Configuration Manager, firewall)',
+  'connect (TLS and login)':
+    'check the user and password; for a self-signed certificate add trustServerCertificate=true (this disables verification)',
+  schema:
+    'grant CREATE SCHEMA (or create the schema and grant ALTER on it) to the user; see docs/permissions.md',
+  'create table': 'grant CREATE TABLE on the database and ALTER on the schema; see docs/permissions.md',
+  'insert and drop the probe': 'grant INSERT, SELECT, DELETE on the schema; see docs/permissions.md',
+};
+
+/**
+ * Ordered checks for a SQL Server warehouse: reach the host, TLS and login, the schema (created when
+ * missing), create a table, write to it, drop the probe. The password appears in no message.
+ */
+export async function checkMssqlWarehouse(
+  settings: ConnectionSettings,
+  password: Secret | undefined,
+  schema: string,
+): Promise<CheckReport> {
+  const checks: CheckResult[] = [];
+  const target = `${settings.host}:${settings.port}/${settings.database} schema ${schema}`;
+  let pool: sql.ConnectionPool | undefined;
+  const step = async (name: string, work: () => Promise<void>): Promise<boolean> => {
+    const started = performance.now();
+    try {
+      await work();
+      checks.push({ name, ok: true, durationMs: performance.now() - started });
+      return true;
+    } catch (error) {
+      const code =
+        (error as { code?: string; number?: number }).code ??
+        String((error as { number?: number }).number ?? '');
+      checks.push({
+        name,
+        ok: false,
+        durationMs: performance.now() - started,
+        message: `${redact(errorMessage(error), [password])}; ${FIX[name] ?? ''}`,
+        ...(code ? { code } : {}),
+      });
+      return false;
+    }
+  };
+  try {
+    const ok =
+      (await step('reach', () => tcpReach(settings.host, settings.port))) &&
+      (await step('connect (TLS and login)', async () => {
+        pool = new sql.ConnectionPool(mssqlDriverConfig(mssqlConnection(settings, password)) as sql.config);
+        pool.on('error', () => {});
+        await pool.connect();
+      })) &&
+      (await step('schema', async () => {
+        const r = pool!.request();
+        r.input('schema', sql.NVarChar, schema);
+        await r.query(`IF SCHEMA_ID(@schema) IS NULL EXEC(N'CREATE SCHEMA ' + QUOTENAME(@schema))`);
+      })) &&
+      (await step('create table', async () => {
+        await pool!
+          .request()
+          .query(`CREATE TABLE ${quoteMssql(schema)}.[_wharf_probe] (id INT NOT NULL PRIMARY KEY)`);
+      })) &&
+      (await step('insert and drop the probe', async () => {
+        await pool!.request().query(`INSERT INTO ${quoteMssql(schema)}.[_wharf_probe] (id) VALUES (1)`);
+        await pool!.request().query(`DROP TABLE ${quoteMssql(schema)}.[_wharf_probe]`);
+      }));
+    void ok;
+  } finally {
+    await pool?.close().catch(() => {});
+  }
+  return { ok: checks.every((c) => c.ok), target, checks };
+}
+
+function tcpReach(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, timeout: 5000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      reject(Object.assign(new Error(`cannot reach ${host}:${port} (timeout)`), { code: 'ETIMEDOUT' }));
+    });
+    socket.once('error', (e) =>
+      reject(
+        Object.assign(new Error(`cannot reach ${host}:${port} (${(e as NodeJS.ErrnoException).code})`), {
+          code: (e as NodeJS.ErrnoException).code,
+        }),
+      ),
+    );
+  });
+}

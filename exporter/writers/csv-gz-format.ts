@@ -1,0 +1,42 @@
+import type { Writable } from 'node:stream';
+import type { Column, Stream } from '../../catalog/types.js';
+import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import { GzipOutput } from './gzip-output.js';
+
+/** One CSV field as PostgreSQL writes it: quoted only when it has to be. */
+export function csvField(text: string): string {
+  return /[",\r\n]/.test(text) || text === '' || text === '\\.' ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+class CsvGzSink implements RowSink {
+  readonly #gzip: GzipOutput;
+
+  constructor(stream: Stream, out: Writable) {
+    this.#gzip = new GzipOutput(out);
+    this.#gzip.writeText(`${stream.columns.map((c) => csvField(c.name)).join(',')}\n`);
+  }
+
+  write(record: CopyRecord): undefined | Promise<void> {
+    return this.#gzip.writeBytes(record.raw);
+  }
+
+  end(): Promise<void> {
+    return this.#gzip.end();
+  }
+}
+
+/**
+ * `csv.gz`: a header line of column names, then PostgreSQL's CSV records byte for byte (NULL is an
+ * unquoted empty field, '' is `""`), gzip level 1. Values are PostgreSQL's text output under the
+ * exporter's session settings (UTC, ISO dates); see docs/formats.md.
+ */
+export const csvGzFormat: FileFormat = {
+  name: 'csv',
+  extension: 'csv.gz',
+  selectExpression(_column: Column, quoted: string): string {
+    return quoted;
+  },
+  open(stream: Stream, out: Writable): RowSink {
+    return new CsvGzSink(stream, out);
+  },
+};

@@ -1,0 +1,101 @@
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { createGzip, type Gzip, type ZlibOptions } from 'node:zlib';
+
+/** Bytes gathered before they are handed to gzip in one write. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * A gzip (level 1) stream into `out` that takes many small pieces: it gathers them into 64 KiB
+ * batches, so gzip sees the same writes for the same bytes (deterministic output) and few calls.
+ * `write` returns a promise while gzip asks to slow down.
+ */
+export class GzipOutput {
+  readonly #gzip: Gzip;
+  readonly #out: Writable;
+  #batch = Buffer.allocUnsafe(BATCH_BYTES);
+  #used = 0;
+  #text = '';
+
+  constructor(out: Writable) {
+    this.#out = out;
+    // a deep write buffer lets gzip (in the thread pool) work while the next batch is being built
+    const options: ZlibOptions & { highWaterMark: number } = {
+      level: 1,
+      chunkSize: 64 * 1024,
+      highWaterMark: 1024 * 1024,
+    };
+    this.#gzip = createGzip(options);
+    this.#gzip.on('error', (error) => out.destroy(error));
+    out.on('error', (error) => this.#gzip.destroy(error));
+    this.#gzip.pipe(out);
+  }
+
+  /** Adds bytes. */
+  writeBytes(bytes: Buffer): undefined | Promise<void> {
+    if (this.#text.length > 0) this.#flushText();
+    if (this.#used + bytes.length <= BATCH_BYTES) {
+      bytes.copy(this.#batch, this.#used);
+      this.#used += bytes.length;
+      return undefined;
+    }
+    const ok = this.#flushBatch();
+    if (bytes.length >= BATCH_BYTES) {
+      return this.#push(Buffer.from(bytes)) && ok ? undefined : this.#drained();
+    }
+    bytes.copy(this.#batch, 0);
+    this.#used = bytes.length;
+    return ok ? undefined : this.#drained();
+  }
+
+  /** Adds text (UTF-8). */
+  writeText(text: string): undefined | Promise<void> {
+    this.#text += text;
+    if (this.#text.length < BATCH_BYTES) return undefined;
+    return this.#flushText() ? undefined : this.#drained();
+  }
+
+  /** Flushes, ends gzip and `out`; resolves once `out` has finished. */
+  async end(): Promise<void> {
+    if (this.#text.length > 0) this.#flushText();
+    this.#flushBatch();
+    this.#gzip.end();
+    await finished(this.#out, { readable: false });
+  }
+
+  #flushText(): boolean {
+    const ok = this.#flushBatch();
+    const bytes = Buffer.from(this.#text, 'utf8');
+    this.#text = '';
+    return this.#push(bytes) && ok;
+  }
+
+  #flushBatch(): boolean {
+    if (this.#used === 0) return true;
+    const full = this.#batch.subarray(0, this.#used);
+    this.#batch = Buffer.allocUnsafe(BATCH_BYTES);
+    this.#used = 0;
+    return this.#push(full);
+  }
+
+  #push(bytes: Buffer): boolean {
+    return this.#gzip.write(bytes);
+  }
+
+  #drained(): Promise<void> {
+    if (this.#gzip.destroyed) return Promise.reject(this.#gzip.errored ?? new Error('gzip stream destroyed'));
+    if (!this.#gzip.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        this.#gzip.off('error', onError);
+        resolve();
+      };
+      const onError = (error: Error) => {
+        this.#gzip.off('drain', onDrain);
+        reject(error);
+      };
+      this.#gzip.once('drain', onDrain);
+      this.#gzip.once('error', onError);
+    });
+  }
+}

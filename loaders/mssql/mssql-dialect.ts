@@ -1,0 +1,456 @@
+import { createHash } from 'node:crypto';
+import type { Column, Stream } from '../../catalog/types.js';
+import { classifyUnknown, type ErrorKind, WharfError } from '../../core/errors.js';
+import {
+  type Dialect,
+  type DialectSql,
+  LEDGER_TABLE,
+  LOADED_AT_COLUMN,
+  MIGRATIONS_TABLE,
+  WINDOW_COLUMN,
+} from '../dialect.js';
+
+/** SQL Server names (`sysname`) hold at most 128 UTF-16 code units. */
+export const MSSQL_MAX_IDENTIFIER = 128;
+
+/** Rows holding values SQL Server cannot store land here, one row per offending value, with a reason. */
+export const QUARANTINE_TABLE = '_wharf_quarantine';
+
+/** The longest `NVARCHAR(n)`; a longer text column becomes `NVARCHAR(MAX)`. */
+export const MAX_NVARCHAR = 4000;
+
+/** Window ids are at most this long (the ledger's and the tables' `_wharf_window` column). */
+export const WINDOW_ID_LENGTH = 200;
+
+/**
+ * Quotes a SQL Server identifier: wraps it in `[` `]` and doubles every `]` inside.
+ * Refuses a NUL character, an empty name and a name longer than 128 UTF-16 code units.
+ *
+ * @example quoteMssql('a]b') // '[a]]b]'
+ */
+export function quoteMssql(identifier: string): string {
+  if (identifier.includes('\u0000')) {
+    throw new WharfError('a SQL Server name contains a NUL character', {
+      hint: 'rename the schema, stream or column',
+    });
+  }
+  if (identifier.length === 0) throw new WharfError('a SQL Server name is empty');
+  if (identifier.length > MSSQL_MAX_IDENTIFIER) {
+    throw new WharfError(
+      `the SQL Server name "${identifier.slice(0, 40)}…" is ${identifier.length} characters long; the limit is ${MSSQL_MAX_IDENTIFIER}`,
+      { hint: 'choose a shorter schema, stream or column name' },
+    );
+  }
+  return `[${identifier.replace(/]/g, ']]')}]`;
+}
+
+/** A Unicode string literal `N'…'` (quotes doubled), for the few DDL statements that take no parameters. */
+export function literalMssql(value: string): string {
+  if (value.includes('\u0000')) throw new WharfError('a SQL Server literal contains a NUL character');
+  return `N'${value.replace(/'/g, "''")}'`;
+}
+
+const q = quoteMssql;
+const table = (schema: string, name: string): string => `${q(schema)}.${q(name)}`;
+/** The quoted two-part name as a string literal, for `OBJECT_ID(…)` and `EXEC(…)`. */
+const tableLiteral = (schema: string, name: string): string => literalMssql(table(schema, name));
+
+/** A name that fits in 128 code units: longer ones keep a prefix and gain a short hash, so they stay unique. */
+export function fitName(name: string): string {
+  if (name.length <= MSSQL_MAX_IDENTIFIER) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 12);
+  return `${name.slice(0, MSSQL_MAX_IDENTIFIER - 13)}_${hash}`;
+}
+
+/** The staging table of a stream: a real table in the warehouse schema, so bulk load and MERGE both see it. */
+export function stagingTableName(stream: Stream): string {
+  return fitName(`_wharf_stage_${stream.name}`);
+}
+
+/**
+ * The type map (see docs/mssql.md): timestamps are `DATETIME2(6)` holding UTC, text is `NVARCHAR(n)` up to
+ * 4000 and `NVARCHAR(MAX)` beyond, jsonb is `NVARCHAR(MAX)` with an `ISJSON` check.
+ */
+export function mssqlColumnType(column: Column): string {
+  switch (column.type) {
+    case 'bigint':
+      return 'BIGINT';
+    case 'numeric':
+      return `DECIMAL(${column.precision ?? 18},${column.scale ?? 4})`;
+    case 'timestamptz':
+      return 'DATETIME2(6)';
+    case 'date':
+      return 'DATE';
+    case 'uuid':
+      return 'UNIQUEIDENTIFIER';
+    case 'boolean':
+      return 'BIT';
+    case 'char': {
+      const n = column.length ?? 1;
+      return n <= MAX_NVARCHAR ? `NCHAR(${n})` : 'NVARCHAR(MAX)';
+    }
+    case 'text':
+      return column.length !== undefined && column.length <= MAX_NVARCHAR
+        ? `NVARCHAR(${column.length})`
+        : 'NVARCHAR(MAX)';
+    case 'jsonb':
+      return 'NVARCHAR(MAX)';
+  }
+}
+
+/**
+ * The length of a column's staging `NVARCHAR` (`'MAX'` for unbounded). Staging holds text only: values
+ * are checked and normalised before they are sent (see bulk-rows.ts), and the MERGE converts them exactly.
+ */
+export function stagingLength(column: Column): number | 'MAX' {
+  switch (column.type) {
+    case 'bigint':
+      return 20;
+    case 'numeric':
+      return (column.precision ?? 18) + 2;
+    case 'timestamptz':
+      return 26;
+    case 'date':
+      return 10;
+    case 'uuid':
+      return 36;
+    case 'boolean':
+      return 1;
+    case 'char':
+      return (column.length ?? 1) <= MAX_NVARCHAR ? (column.length ?? 1) : 'MAX';
+    case 'text':
+      return column.length !== undefined && column.length <= MAX_NVARCHAR ? column.length : 'MAX';
+    case 'jsonb':
+      return 'MAX';
+  }
+}
+
+/** The staging column type of a catalog column. */
+export function stagingColumnType(column: Column): string {
+  return `NVARCHAR(${stagingLength(column)})`;
+}
+
+/** The expression turning a staged text column into the final column's type (exact: no float on the way). */
+export function convertFromStaging(column: Column): string {
+  const c = q(column.name);
+  switch (column.type) {
+    case 'bigint':
+      return `CONVERT(BIGINT, ${c})`;
+    case 'numeric':
+      return `CONVERT(${mssqlColumnType(column)}, ${c})`;
+    case 'timestamptz':
+      return `CONVERT(DATETIME2(6), ${c}, 126)`;
+    case 'date':
+      return `CONVERT(DATE, ${c}, 23)`;
+    case 'uuid':
+      return `CONVERT(UNIQUEIDENTIFIER, ${c})`;
+    case 'boolean':
+      return `CONVERT(BIT, ${c})`;
+    case 'char':
+      return `CONVERT(${mssqlColumnType(column)}, ${c})`;
+    case 'text':
+    case 'jsonb':
+      return c;
+  }
+}
+
+/** Error numbers a retry can fix: deadlock, lock timeout, Azure SQL throttling / failover / reconfiguration, broken links. */
+export const TRANSIENT_ERROR_NUMBERS: ReadonlySet<number> = new Set([
+  -2, // client timeout
+  64, // connection broken by the network
+  233, // no process at the other end of the pipe
+  1205, // chosen as deadlock victim
+  1222, // lock request timeout
+  4060, // cannot open database (Azure failover)
+  4221, // login to read-secondary failed during replica reconfiguration
+  10053, // connection aborted by the host
+  10054, // connection reset by peer
+  10060, // connection attempt timed out
+  10928, // resource limit reached
+  10929, // minimum guarantee not available
+  40143, // service encountered an error processing the request
+  40197, // service error processing the request (failover)
+  40501, // service busy
+  40613, // database unavailable
+  49918, // not enough resources to process the request
+  49919, // too many create/update operations in progress
+  49920, // too many operations in progress
+]);
+
+/** Error numbers that name a problem a retry cannot fix (anything not transient is terminal; these are the usual ones). */
+export const TERMINAL_ERROR_NUMBERS: ReadonlySet<number> = new Set([
+  18456, // login failed
+  229, // permission denied on an object
+  230, // permission denied on a column
+  262, // permission denied in the database (e.g. CREATE TABLE)
+  208, // invalid object name
+  207, // invalid column name
+  2627, // duplicate key (unique constraint)
+  2601, // duplicate key (unique index)
+  547, // foreign key / check constraint conflict
+  8152, // string or binary data would be truncated
+  2628, // string or binary data would be truncated (column named)
+  4815, // bulk load: data would be truncated
+  515, // NULL into a NOT NULL column
+  242, // date conversion out of range
+  241, // date conversion failed
+]);
+
+/** Driver codes (tedious / mssql) that mean the network or the server's availability failed, not the request. */
+const TRANSIENT_DRIVER_CODES: ReadonlySet<string> = new Set([
+  'ESOCKET',
+  'ETIMEOUT',
+  'ECONNCLOSED',
+  'ENOCONN',
+  'ENOTOPEN',
+  'EINSTLOOKUP',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/** TLS verification failures: retrying cannot make a certificate valid. */
+const TLS_CODES = /^(?:ERR_TLS_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_)/;
+
+/** The error and everything it wraps (`originalError` of mssql, `cause`, `errors` of an AggregateError). */
+function errorChain(error: unknown): object[] {
+  const out: object[] = [];
+  const queue: unknown[] = [error];
+  while (queue.length > 0 && out.length < 20) {
+    const e = queue.shift();
+    if (e === null || typeof e !== 'object' || out.includes(e)) continue;
+    out.push(e);
+    const r = e as { originalError?: unknown; cause?: unknown; errors?: unknown; precedingErrors?: unknown };
+    queue.push(r.originalError, r.cause);
+    if (Array.isArray(r.errors)) queue.push(...r.errors);
+    if (Array.isArray(r.precedingErrors)) queue.push(...r.precedingErrors);
+  }
+  return out;
+}
+
+/**
+ * Transient or terminal, from SQL Server error numbers (`error.number`), then tedious' own `isTransient`
+ * flag, then driver / Node codes (`ESOCKET`, `ETIMEOUT`, …). Never from message text.
+ */
+export function classifyMssqlError(error: unknown): ErrorKind {
+  const chain = errorChain(error);
+  const codes = chain
+    .map((e) => (e as { code?: unknown }).code)
+    .filter((c): c is string => typeof c === 'string');
+  if (codes.some((c) => TLS_CODES.test(c))) return 'terminal';
+  const numbers = chain
+    .map((e) => (e as { number?: unknown }).number)
+    .filter((n): n is number => typeof n === 'number' && Number.isInteger(n));
+  if (numbers.some((n) => TRANSIENT_ERROR_NUMBERS.has(n))) return 'transient';
+  if (numbers.length > 0) return 'terminal';
+  if (chain.some((e) => (e as { isTransient?: unknown }).isTransient === true)) return 'transient';
+  if (codes.includes('ELOGIN')) return 'terminal';
+  if (codes.some((c) => TRANSIENT_DRIVER_CODES.has(c))) return 'transient';
+  return classifyUnknown(error);
+}
+
+function notNull(column: Column): string {
+  return column.nullable ? 'NULL' : 'NOT NULL';
+}
+
+function jsonCheck(stream: Stream, column: Column): string {
+  return `CONSTRAINT ${q(fitName(`${stream.name}_${column.name}_isjson`))} CHECK (ISJSON(${q(column.name)}) = 1)`;
+}
+
+function columnDefinition(stream: Stream, column: Column): string {
+  const def = `${q(column.name)} ${mssqlColumnType(column)} ${notNull(column)}`;
+  return column.type === 'jsonb' ? `${def} ${jsonCheck(stream, column)}` : def;
+}
+
+const LEDGER_COLUMNS = [
+  'window_id',
+  'stream',
+  'rows',
+  'sha256',
+  'files',
+  'window_start',
+  'window_end',
+] as const;
+const QUARANTINE_COLUMNS = [
+  'window_id',
+  'stream',
+  'primary_key',
+  'column_name',
+  'reason',
+  'raw_value',
+] as const;
+
+/** Parameters a single request may carry (SQL Server's limit is 2100). */
+export const QUARANTINE_ROWS_PER_INSERT = 300;
+
+/** The T-SQL of the load flow, plus the statements SQL Server needs beyond the shared `DialectSql`. */
+export interface MssqlSql extends DialectSql {
+  createQuarantine(schema: string): string;
+  /** Inserts `rows` quarantine rows; parameters `@p1…` six per row: window_id, stream, primary_key, column_name, reason, raw_value. */
+  insertQuarantine(schema: string, rows: number): string;
+  /** Forgets earlier quarantine rows of a window and stream (`@p1` window_id, `@p2` stream), so a replay does not count twice. */
+  clearQuarantine(schema: string): string;
+  dropStaging(schema: string, stream: Stream): string;
+  /** Ledger rows among a JSON array of window ids (`@ids`). */
+  selectLoaded(schema: string): string;
+}
+
+export const mssqlSql: MssqlSql = {
+  createSchema: (schema) =>
+    `IF SCHEMA_ID(${literalMssql(schema)}) IS NULL EXEC(${literalMssql(`CREATE SCHEMA ${q(schema)}`)})`,
+
+  createMigrationsTable: (schema) =>
+    `IF OBJECT_ID(${tableLiteral(schema, MIGRATIONS_TABLE)}, N'U') IS NULL CREATE TABLE ${table(schema, MIGRATIONS_TABLE)} (` +
+    `[version] INT NOT NULL PRIMARY KEY, [catalog] NVARCHAR(128) NOT NULL, [description] NVARCHAR(400) NOT NULL, ` +
+    `[applied_at] DATETIME2(6) NOT NULL DEFAULT SYSUTCDATETIME())`,
+
+  createLedger: (schema) =>
+    `IF OBJECT_ID(${tableLiteral(schema, LEDGER_TABLE)}, N'U') IS NULL CREATE TABLE ${table(schema, LEDGER_TABLE)} (` +
+    `[window_id] NVARCHAR(${WINDOW_ID_LENGTH}) NOT NULL, [stream] NVARCHAR(128) NOT NULL, [rows] BIGINT NOT NULL, ` +
+    `[sha256] CHAR(64) NOT NULL, [files] INT NOT NULL DEFAULT 0, [window_start] DATETIME2(6) NULL, ` +
+    `[window_end] DATETIME2(6) NULL, [loaded_at] DATETIME2(6) NOT NULL DEFAULT SYSUTCDATETIME(), ` +
+    `PRIMARY KEY ([window_id], [stream]))`,
+
+  createTable: (schema, stream, foreignKeys) => {
+    const target = table(schema, stream.name);
+    const cols = stream.columns.map((c) => columnDefinition(stream, c));
+    cols.push(
+      `${q(WINDOW_COLUMN)} NVARCHAR(${WINDOW_ID_LENGTH}) NOT NULL`,
+      `${q(LOADED_AT_COLUMN)} DATETIME2(6) NOT NULL`,
+      `CONSTRAINT ${q(fitName(`${stream.name}_pkey`))} PRIMARY KEY (${stream.primaryKey.map(q).join(', ')})`,
+    );
+    const statements = [
+      `IF OBJECT_ID(${tableLiteral(schema, stream.name)}, N'U') IS NULL CREATE TABLE ${target} (${cols.join(', ')})`,
+    ];
+    const index = fitName(`${stream.name}_${stream.changeColumn}_idx`);
+    statements.push(
+      `IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(${tableLiteral(schema, stream.name)}) AND name = ${literalMssql(index)}) ` +
+        `CREATE INDEX ${q(index)} ON ${target} (${q(stream.changeColumn)})`,
+    );
+    for (const c of stream.columns) {
+      if (!c.references || !foreignKeys.includes(c.references) || c.references === stream.name) continue;
+      const name = fitName(`${stream.name}_${c.name}_fkey`);
+      statements.push(
+        `IF OBJECT_ID(${tableLiteral(schema, name)}, N'F') IS NULL ` +
+          `ALTER TABLE ${target} ADD CONSTRAINT ${q(name)} FOREIGN KEY (${q(c.name)}) REFERENCES ${table(schema, c.references)}`,
+      );
+    }
+    return statements;
+  },
+
+  addColumn: (schema, stream, column) =>
+    `IF COL_LENGTH(${tableLiteral(schema, stream.name)}, ${literalMssql(column.name)}) IS NULL ` +
+    `ALTER TABLE ${table(schema, stream.name)} ADD ${columnDefinition(stream, { ...column, nullable: true })}`,
+
+  createStaging: (schema, stream) => {
+    const stage = table(schema, stagingTableName(stream));
+    const cols = stream.columns.map((c) => `${q(c.name)} ${stagingColumnType(c)} NULL`);
+    cols.push(`${q(WINDOW_COLUMN)} NVARCHAR(${WINDOW_ID_LENGTH}) NULL`);
+    return [`DROP TABLE IF EXISTS ${stage}`, `CREATE TABLE ${stage} (${cols.join(', ')})`];
+  },
+
+  merge: (schema, stream) => mergeSql(schema, stream),
+
+  upsertLedger: (schema) => {
+    const cols = LEDGER_COLUMNS.map(q);
+    const source = LEDGER_COLUMNS.map((c, i) => `@p${i + 1} AS ${q(c)}`).join(', ');
+    const sets = cols.slice(2).map((c) => `${c} = u.${c}`);
+    return (
+      `MERGE INTO ${table(schema, LEDGER_TABLE)} WITH (HOLDLOCK) AS l USING (SELECT ${source}) AS u ` +
+      `ON l.[window_id] = u.[window_id] AND l.[stream] = u.[stream] ` +
+      `WHEN MATCHED THEN UPDATE SET ${sets.join(', ')}, [loaded_at] = SYSUTCDATETIME() ` +
+      `WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}, [loaded_at]) VALUES (${cols.map((c) => `u.${c}`).join(', ')}, SYSUTCDATETIME());`
+    );
+  },
+
+  createQuarantine: (schema) =>
+    `IF OBJECT_ID(${tableLiteral(schema, QUARANTINE_TABLE)}, N'U') IS NULL CREATE TABLE ${table(schema, QUARANTINE_TABLE)} (` +
+    `[id] BIGINT IDENTITY(1,1) NOT NULL PRIMARY KEY, [window_id] NVARCHAR(${WINDOW_ID_LENGTH}) NOT NULL, ` +
+    `[stream] NVARCHAR(128) NOT NULL, [primary_key] NVARCHAR(MAX) NULL, [column_name] NVARCHAR(128) NOT NULL, ` +
+    `[reason] NVARCHAR(400) NOT NULL, [raw_value] NVARCHAR(MAX) NULL, ` +
+    `[quarantined_at] DATETIME2(6) NOT NULL DEFAULT SYSUTCDATETIME())`,
+
+  insertQuarantine: (schema, rows) => {
+    if (!Number.isInteger(rows) || rows < 1 || rows > QUARANTINE_ROWS_PER_INSERT) {
+      throw new RangeError(`insertQuarantine takes 1 to ${QUARANTINE_ROWS_PER_INSERT} rows, not ${rows}`);
+    }
+    const width = QUARANTINE_COLUMNS.length;
+    const values = Array.from(
+      { length: rows },
+      (_, r) => `(${QUARANTINE_COLUMNS.map((_c, i) => `@p${r * width + i + 1}`).join(', ')})`,
+    );
+    return `INSERT INTO ${table(schema, QUARANTINE_TABLE)} (${QUARANTINE_COLUMNS.map(q).join(', ')}) VALUES ${values.join(', ')}`;
+  },
+
+  clearQuarantine: (schema) =>
+    `DELETE FROM ${table(schema, QUARANTINE_TABLE)} WHERE [window_id] = @p1 AND [stream] = @p2`,
+
+  dropStaging: (schema, stream) => `DROP TABLE IF EXISTS ${table(schema, stagingTableName(stream))}`,
+
+  selectLoaded: (schema) =>
+    `SELECT l.[window_id], l.[stream] FROM ${table(schema, LEDGER_TABLE)} AS l ` +
+    `WHERE l.[window_id] IN (SELECT [value] FROM OPENJSON(@ids))`,
+};
+
+/**
+ * The MERGE from staging into the final table, in one statement:
+ * 1. `typed` converts the staged text exactly (`CONVERT` with ISO styles; the text was checked before it was sent);
+ * 2. `src` numbers the versions of each key, latest `updated_at` first (then latest window);
+ * 3. the MERGE (with `HOLDLOCK`, so concurrent loads cannot both insert a key) inserts new keys, and
+ *    replaces a row only with a later `updated_at`, or the same `updated_at` and different content
+ *    (`EXISTS (SELECT s.… EXCEPT SELECT t.…)` compares NULLs as equal). A replay changes nothing, and an
+ *    older row never overwrites a newer one.
+ * Each row keeps the window it was staged from (`_wharf_window` travels as bulk-loaded data, never as SQL text).
+ */
+export function mergeSql(schema: string, stream: Stream): string {
+  const cols = stream.columns.map((c) => q(c.name));
+  const key = stream.primaryKey.map(q);
+  const change = q(stream.changeColumn);
+  const window = q(WINDOW_COLUMN);
+  const loadedAt = q(LOADED_AT_COLUMN);
+  const nonKey = stream.columns.filter((c) => !stream.primaryKey.includes(c.name)).map((c) => q(c.name));
+  const typed = [
+    ...stream.columns.map((c) => {
+      const expression = convertFromStaging(c);
+      return expression === q(c.name) ? expression : `${expression} AS ${q(c.name)}`;
+    }),
+    window,
+  ].join(', ');
+  const guard =
+    `s.${change} > t.${change} OR (s.${change} = t.${change} AND EXISTS (` +
+    `SELECT ${nonKey.map((c) => `s.${c}`).join(', ')} EXCEPT SELECT ${nonKey.map((c) => `t.${c}`).join(', ')}))`;
+  const sets = [
+    ...nonKey.map((c) => `${c} = s.${c}`),
+    `${window} = s.${window}`,
+    `${loadedAt} = SYSUTCDATETIME()`,
+  ];
+  return (
+    `WITH [typed] AS (SELECT ${typed} FROM ${table(schema, stagingTableName(stream))}), ` +
+    `[src] AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY ${key.join(', ')} ORDER BY ${change} DESC, ${window} DESC) AS [_rn] FROM [typed]) ` +
+    `MERGE INTO ${table(schema, stream.name)} WITH (HOLDLOCK) AS t ` +
+    `USING (SELECT ${[...cols, window].join(', ')} FROM [src] WHERE [_rn] = 1) AS s ` +
+    `ON ${key.map((k) => `t.${k} = s.${k}`).join(' AND ')} ` +
+    `WHEN MATCHED AND (${guard}) THEN UPDATE SET ${sets.join(', ')} ` +
+    `WHEN NOT MATCHED BY TARGET THEN INSERT (${[...cols, window, loadedAt].join(', ')}) ` +
+    `VALUES (${[...cols, window].map((c) => `s.${c}`).join(', ')}, SYSUTCDATETIME());`
+  );
+}
+
+/** SQL Server: bracket quoting, DATETIME2(6) in UTC, NVARCHAR text, bulk load into text staging, MERGE with HOLDLOCK. */
+export const mssqlDialect: Dialect & { readonly sql: MssqlSql } = {
+  name: 'mssql',
+  capabilities: {
+    maxIdentifierLength: MSSQL_MAX_IDENTIFIER,
+    transactionalDdl: true,
+    preferredFormat: 'csv',
+    deferrableForeignKeys: false,
+  },
+  quote: quoteMssql,
+  columnType: mssqlColumnType,
+  classifyError: classifyMssqlError,
+  sql: mssqlSql,
+};

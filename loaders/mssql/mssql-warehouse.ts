@@ -1,0 +1,420 @@
+import sql from 'mssql';
+import type { Catalog, Stream } from '../../catalog/types.js';
+import { type ErrorContext, errorMessage, WharfError } from '../../core/errors.js';
+import { LEDGER_TABLE, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
+import type {
+  LedgerRow,
+  LedgerStatus,
+  LoadTransaction,
+  StageResult,
+  Warehouse,
+  WindowFile,
+} from '../warehouse.js';
+import { decodeFile } from './bulk-rows.js';
+import {
+  classifyMssqlError,
+  mssqlDialect,
+  QUARANTINE_ROWS_PER_INSERT,
+  quoteMssql,
+  stagingLength,
+  stagingTableName,
+  WINDOW_ID_LENGTH,
+} from './mssql-dialect.js';
+import { type MssqlConnection, mssqlDriverConfig } from './mssql-url.js';
+
+const q = quoteMssql;
+
+export interface MssqlWarehouseConfig {
+  readonly connection: MssqlConnection;
+  readonly schema: string;
+  readonly connectorId?: string;
+  /** Rows per bulk-load batch (default 10,000): memory holds one batch at a time. */
+  readonly batchRows?: number;
+}
+
+/** A SQL Server error as a `WharfError`, classified by error number / driver code. */
+function wrap(error: unknown, context: ErrorContext, hint?: string): WharfError {
+  if (error instanceof WharfError) {
+    Object.defineProperty(error, 'context', { value: { ...context, ...error.context }, configurable: true });
+    return error;
+  }
+  const number = (error as { number?: unknown }).number;
+  return new WharfError(errorMessage(error), {
+    kind: classifyMssqlError(error),
+    cause: error,
+    context,
+    ...(hint ? { hint } : {}),
+    ...(typeof number === 'number' ? { code: String(number) } : {}),
+  });
+}
+
+type Queryable = sql.ConnectionPool | sql.Transaction;
+
+/** Runs one statement; `params` are bound as typed parameters, never pasted into the text. */
+async function run<T = Record<string, unknown>>(
+  on: Queryable,
+  text: string,
+  params: ReadonlyArray<readonly [string, sql.ISqlType | (() => sql.ISqlType), unknown]> = [],
+): Promise<sql.IResult<T>> {
+  const request = new sql.Request(on as sql.Transaction);
+  for (const [name, type, value] of params) request.input(name, type, value);
+  return request.query<T>(text);
+}
+
+/**
+ * A SQL Server warehouse. A load is one transaction on one connection: per stream, bulk load of the files
+ * into a text staging table (`[schema].[_wharf_stage_<stream>]`, created at the start, a leftover dropped
+ * first), then one MERGE with dedupe and the version guard; then the ledger rows; then commit.
+ */
+export class MssqlWarehouse implements Warehouse {
+  readonly dialect = mssqlDialect;
+  readonly #config: MssqlWarehouseConfig;
+  #pool: Promise<sql.ConnectionPool> | undefined;
+
+  constructor(config: MssqlWarehouseConfig) {
+    this.#config = config;
+  }
+
+  #context(): ErrorContext {
+    return this.#config.connectorId ? { connector: this.#config.connectorId } : {};
+  }
+
+  #connect(): Promise<sql.ConnectionPool> {
+    if (!this.#pool) {
+      const pool = new sql.ConnectionPool(mssqlDriverConfig(this.#config.connection));
+      pool.on('error', () => {});
+      this.#pool = pool.connect().catch((error: unknown) => {
+        this.#pool = undefined;
+        throw wrap(error, this.#context(), 'check the connector with `wharf connectors test`');
+      });
+    }
+    return this.#pool;
+  }
+
+  async migrate(catalog: Catalog, streams: readonly string[]): Promise<void> {
+    const pool = await this.#connect();
+    const schema = this.#config.schema;
+    const s = this.dialect.sql;
+    const tx = new sql.Transaction(pool);
+    try {
+      await tx.begin();
+      const lock = await run(
+        tx,
+        `DECLARE @r INT; EXEC @r = sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 120000; SELECT @r AS [r]`,
+        [['resource', sql.NVarChar(255), `wharf.warehouse.${schema}`]],
+      );
+      if (Number(lock.recordset[0]?.r) < 0) {
+        throw new WharfError(`another process is migrating schema ${schema}`, { kind: 'transient' });
+      }
+      await run(tx, s.createSchema(schema));
+      await run(tx, s.createMigrationsTable(schema));
+      await run(tx, s.createLedger(schema));
+      await run(tx, s.createQuarantine(schema));
+      const applied = await run(
+        tx,
+        `SELECT MAX([version]) AS [version] FROM ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
+      );
+      const current = Number(applied.recordset[0]?.version ?? 0);
+      const existing = await this.#existingColumns(tx);
+      for (const stream of catalog.streams) {
+        if (!streams.includes(stream.name)) continue;
+        const have = existing.get(stream.name);
+        if (!have) {
+          for (const statement of s.createTable(schema, stream, streams)) await run(tx, statement);
+          continue;
+        }
+        for (const column of stream.columns) {
+          if (have.has(column.name)) continue;
+          if ((column.since ?? 1) > current) {
+            await run(tx, s.addColumn(schema, stream, column));
+            continue;
+          }
+          throw new WharfError(`warehouse table ${schema}.${stream.name} has no column ${column.name}`, {
+            context: { ...this.#context(), stream: stream.name },
+            hint: `the table was changed by hand; restore the column (${column.name} ${this.dialect.columnType(column)}) or drop the table and replay the connector`,
+          });
+        }
+      }
+      if (catalog.version > current) {
+        await run(
+          tx,
+          `IF NOT EXISTS (SELECT 1 FROM ${q(schema)}.${q(MIGRATIONS_TABLE)} WHERE [version] = @version) ` +
+            `INSERT INTO ${q(schema)}.${q(MIGRATIONS_TABLE)} ([version], [catalog], [description]) VALUES (@version, @catalog, @description)`,
+          [
+            ['version', sql.Int, catalog.version],
+            ['catalog', sql.NVarChar(128), catalog.name],
+            ['description', sql.NVarChar(400), `catalog ${catalog.name} version ${catalog.version}`],
+          ],
+        );
+      }
+      await tx.commit();
+    } catch (error) {
+      await tx.rollback().catch(() => {});
+      throw wrap(error, this.#context(), 'check that the login may create schemas and tables (db_ddladmin)');
+    }
+  }
+
+  async #existingColumns(tx: sql.Transaction): Promise<Map<string, Set<string>>> {
+    const result = await run<{ table_name: string; column_name: string }>(
+      tx,
+      `SELECT t.[name] AS [table_name], c.[name] AS [column_name] FROM sys.columns AS c ` +
+        `JOIN sys.tables AS t ON t.[object_id] = c.[object_id] WHERE t.[schema_id] = SCHEMA_ID(@schema)`,
+      [['schema', sql.NVarChar(128), this.#config.schema]],
+    );
+    const out = new Map<string, Set<string>>();
+    for (const r of result.recordset) {
+      let set = out.get(r.table_name);
+      if (!set) out.set(r.table_name, (set = new Set()));
+      set.add(r.column_name);
+    }
+    return out;
+  }
+
+  async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
+    const pool = await this.#connect();
+    const out = new Map<string, Set<string>>();
+    for (let i = 0; i < candidates.length; i += 10_000) {
+      let result: sql.IResult<{ window_id: string; stream: string }>;
+      try {
+        result = await run<{ window_id: string; stream: string }>(
+          pool,
+          this.dialect.sql.selectLoaded(this.#config.schema),
+          [['ids', sql.NVarChar(sql.MAX), JSON.stringify(candidates.slice(i, i + 10_000))]],
+        );
+      } catch (error) {
+        throw wrap(error, this.#context());
+      }
+      for (const r of result.recordset) {
+        let set = out.get(r.stream);
+        if (!set) out.set(r.stream, (set = new Set()));
+        set.add(r.window_id);
+      }
+    }
+    return out;
+  }
+
+  async begin(): Promise<LoadTransaction> {
+    const pool = await this.#connect();
+    const tx = new sql.Transaction(pool);
+    try {
+      await tx.begin();
+    } catch (error) {
+      throw wrap(error, this.#context());
+    }
+    return new MssqlLoadTransaction(
+      tx,
+      this.#config.schema,
+      this.#config.batchRows ?? 10_000,
+      this.#context(),
+    );
+  }
+
+  async status(): Promise<LedgerStatus> {
+    const pool = await this.#connect();
+    const ledger = `${q(this.#config.schema)}.${q(LEDGER_TABLE)}`;
+    try {
+      const exists = await run(pool, `SELECT OBJECT_ID(@ledger, N'U') AS [t]`, [
+        ['ledger', sql.NVarChar(300), ledger],
+      ]);
+      if (exists.recordset[0]?.t == null) {
+        return { lastWindowId: null, lastWindowEnd: null, lastLoadedAt: null, rows: 0, windows: 0 };
+      }
+      const { recordset } = await run(
+        pool,
+        `SELECT (SELECT TOP (1) [window_id] FROM ${ledger} ORDER BY [window_end] DESC, [window_id] DESC) AS [w], ` +
+          `MAX([window_end]) AS [e], MAX([loaded_at]) AS [l], COALESCE(SUM([rows]), 0) AS [r], COUNT(DISTINCT [window_id]) AS [n] FROM ${ledger}`,
+      );
+      const r = recordset[0] as {
+        w: string | null;
+        e: Date | null;
+        l: Date | null;
+        r: string | number;
+        n: number;
+      };
+      return {
+        lastWindowId: r.w,
+        lastWindowEnd: r.e,
+        lastLoadedAt: r.l,
+        rows: Number(r.r),
+        windows: Number(r.n),
+      };
+    } catch (error) {
+      throw wrap(error, this.#context());
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool) await (await pool.catch(() => undefined))?.close().catch(() => {});
+  }
+}
+
+/** The bulk-load target: the staging table, columns named and typed exactly as `createStaging` made them. */
+export function stagingBulkTable(schema: string, stream: Stream): sql.Table {
+  const table = new sql.Table();
+  table.name = stagingTableName(stream);
+  table.schema = schema;
+  // Set here, quoted by the dialect: the driver's own name parser does not accept `]]` inside a name.
+  table.path = `${q(schema)}.${q(table.name)}`;
+  table.create = false;
+  for (const column of stream.columns) {
+    const length = stagingLength(column);
+    // the driver writes a column name inside `[…]` as given: `]` must arrive doubled
+    table.columns.add(column.name.replace(/]/g, ']]'), sql.NVarChar(length === 'MAX' ? sql.MAX : length), {
+      nullable: true,
+    });
+  }
+  table.columns.add(WINDOW_COLUMN, sql.NVarChar(WINDOW_ID_LENGTH), { nullable: true });
+  return table;
+}
+
+/**
+ * `KEEP_NULLS`, and `TABLOCK` on the staging table (no one else uses it). The driver hands these to tedious
+ * as they are, and tedious names the table lock `lockTable` (the `mssql` typings call it `tableLock`).
+ */
+const BULK_OPTIONS = { keepNulls: true, lockTable: true } as sql.IBulkOptions;
+
+interface QuarantineRow {
+  readonly windowId: string;
+  readonly primaryKey: string | null;
+  readonly column: string;
+  readonly reason: string;
+  readonly raw: string | null;
+}
+
+class MssqlLoadTransaction implements LoadTransaction {
+  readonly #tx: sql.Transaction;
+  readonly #schema: string;
+  readonly #batchRows: number;
+  readonly #context: ErrorContext;
+  readonly #staged = new Set<string>();
+
+  constructor(tx: sql.Transaction, schema: string, batchRows: number, context: ErrorContext) {
+    this.#tx = tx;
+    this.#schema = schema;
+    this.#batchRows = batchRows;
+    this.#context = context;
+  }
+
+  async stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
+    const s = mssqlDialect.sql;
+    const context = { ...this.#context, stream: stream.name };
+    try {
+      if (!this.#staged.has(stream.name)) {
+        for (const statement of s.createStaging(this.#schema, stream)) await run(this.#tx, statement);
+        this.#staged.add(stream.name);
+      }
+      for (const windowId of new Set(files.map((f) => f.windowId))) {
+        await run(this.#tx, s.clearQuarantine(this.#schema), [
+          ['p1', sql.NVarChar(WINDOW_ID_LENGTH), windowId],
+          ['p2', sql.NVarChar(128), stream.name],
+        ]);
+      }
+    } catch (error) {
+      throw wrap(error, context);
+    }
+    const table = stagingBulkTable(this.#schema, stream);
+    const quarantine: QuarantineRow[] = [];
+    let rows = 0;
+    let quarantined = 0;
+    for (const file of files) {
+      const fileContext = { ...context, window: file.windowId, key: file.key };
+      try {
+        for await (const row of decodeFile(stream, file)) {
+          if (row.ok) {
+            table.rows.push(row.values);
+            rows++;
+          } else {
+            quarantined++;
+            for (const p of row.problems) {
+              quarantine.push({ windowId: file.windowId, primaryKey: row.primaryKey, ...p });
+            }
+          }
+          if (table.rows.length >= this.#batchRows) await this.#bulk(table);
+          if (quarantine.length >= QUARANTINE_ROWS_PER_INSERT) await this.#quarantine(stream, quarantine);
+        }
+        await this.#bulk(table);
+        await this.#quarantine(stream, quarantine);
+      } catch (error) {
+        throw wrap(error, fileContext);
+      }
+    }
+    return { rows, quarantined };
+  }
+
+  /** Sends the batch as one bulk load (`insert bulk`, rows streamed in TDS) and empties it. */
+  async #bulk(table: sql.Table): Promise<void> {
+    if (table.rows.length === 0) return;
+    await new sql.Request(this.#tx).bulk(table, BULK_OPTIONS);
+    table.rows.clear();
+  }
+
+  async #quarantine(stream: Stream, pending: QuarantineRow[]): Promise<void> {
+    while (pending.length > 0) {
+      const chunk = pending.splice(0, QUARANTINE_ROWS_PER_INSERT);
+      const request = new sql.Request(this.#tx);
+      chunk.forEach((r, i) => {
+        const p = i * 6;
+        request.input(`p${p + 1}`, sql.NVarChar(WINDOW_ID_LENGTH), r.windowId);
+        request.input(`p${p + 2}`, sql.NVarChar(128), stream.name);
+        request.input(`p${p + 3}`, sql.NVarChar(sql.MAX), r.primaryKey);
+        request.input(`p${p + 4}`, sql.NVarChar(128), r.column);
+        request.input(`p${p + 5}`, sql.NVarChar(400), r.reason.slice(0, 400));
+        request.input(`p${p + 6}`, sql.NVarChar(sql.MAX), r.raw);
+      });
+      await request.query(mssqlDialect.sql.insertQuarantine(this.#schema, chunk.length));
+    }
+  }
+
+  async merge(stream: Stream): Promise<number> {
+    const context = { ...this.#context, stream: stream.name };
+    try {
+      const result = await run(this.#tx, mssqlDialect.sql.merge(this.#schema, stream));
+      await run(this.#tx, mssqlDialect.sql.dropStaging(this.#schema, stream));
+      this.#staged.delete(stream.name);
+      return result.rowsAffected.reduce((n, x) => n + x, 0);
+    } catch (error) {
+      const e = wrap(error, context);
+      if ((error as { number?: unknown }).number === 547) {
+        // 547 is a FOREIGN KEY or CHECK conflict. The only CHECKs are ISJSON ones, whose values were checked
+        // before staging, so this is a row whose parent is missing: say so in SQLSTATE terms (23503), which
+        // is what the loader recognises to widen the transaction to later windows.
+        Object.defineProperty(e, 'code', { value: '23503', configurable: true });
+      }
+      throw e;
+    }
+  }
+
+  async record(rows: readonly LedgerRow[]): Promise<void> {
+    const text = mssqlDialect.sql.upsertLedger(this.#schema);
+    for (const row of rows) {
+      try {
+        await run(this.#tx, text, [
+          ['p1', sql.NVarChar(WINDOW_ID_LENGTH), row.windowId],
+          ['p2', sql.NVarChar(128), row.stream],
+          ['p3', sql.BigInt, row.rows],
+          ['p4', sql.NVarChar(64), row.sha256],
+          ['p5', sql.Int, row.files],
+          ['p6', sql.DateTime2(6), row.windowStart],
+          ['p7', sql.DateTime2(6), row.windowEnd],
+        ]);
+      } catch (error) {
+        throw wrap(error, { ...this.#context, window: row.windowId, stream: row.stream });
+      }
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.#tx.commit();
+    } catch (error) {
+      throw wrap(error, this.#context);
+    }
+  }
+
+  async rollback(): Promise<void> {
+    // the server may have rolled back already (a deadlock victim, a broken connection): nothing left to undo
+    await this.#tx.rollback().catch(() => {});
+  }
+}

@@ -1,0 +1,380 @@
+import pLimit from 'p-limit';
+import { runExport } from '../cli/commands/export.js';
+import { type LoadOneResult, loadOne } from '../cli/commands/load.js';
+import { connectorStore, openWarehouse } from '../cli/connector-runtime.js';
+import type { CommandContext } from '../cli/context.js';
+import type { Connector } from '../connectors/connector-store.js';
+import { type ErrorKind, errorMessage, WharfError, withContext } from '../core/errors.js';
+import type { ExportSummary } from '../exporter/export.js';
+import { quotePg } from '../loaders/postgres/quote.js';
+import { SchedulerMetrics } from './metrics.js';
+import { type PruneSummary, pruneStaging } from './retention.js';
+import { classifyError, type RetryOptions, sleep, withRetry } from './retry.js';
+import { recordRun } from './run-history.js';
+
+export interface SchedulerOptions {
+  /** Time between the starts of two ticks. */
+  readonly everyMs: number;
+  /** Connectors loaded at the same time by this process (default 4). */
+  readonly concurrency?: number;
+  /** Retries of transient errors, per export and per connector load (default 3 attempts, 1 s base, 30 s cap). */
+  readonly retry?: Pick<RetryOptions, 'attempts' | 'baseMs' | 'maxMs'>;
+  /** Prune staged windows older than this once every connector has loaded them (off when undefined). */
+  readonly retentionMs?: number;
+  /** How often retention runs (default every hour, and at the first tick). */
+  readonly retentionEveryMs?: number;
+  /** The registry to count into (a new one by default). */
+  readonly metrics?: SchedulerMetrics;
+}
+
+/** What a tick did with one connector. */
+export interface ConnectorOutcome {
+  readonly connector: string;
+  /**
+   * `ok`: loaded (windows may be 0); `current`: nothing new since its last load by this process;
+   * `skipped`: another load of it held the lock; `failed`: a transient error outlived the retries;
+   * `parked`: a terminal error set it to `failing`; `stopped`: not started because the scheduler is stopping.
+   */
+  readonly status: 'ok' | 'current' | 'skipped' | 'failed' | 'parked' | 'stopped';
+  readonly windows: number;
+  readonly rows: number;
+  readonly error?: string;
+}
+
+/** What one tick did. */
+export interface TickReport {
+  readonly startedAt: Date;
+  readonly seconds: number;
+  /** The export summary; null when the export failed or the scheduler was stopping. */
+  readonly export: ExportSummary | null;
+  readonly exportError: string | null;
+  readonly connectors: readonly ConnectorOutcome[];
+  readonly retention: PruneSummary | null;
+}
+
+interface WindowsMark {
+  /** Changes whenever a window is exported (count and newest export time). */
+  readonly key: string;
+  readonly newestEnd: Date | null;
+  readonly dbNow: Date;
+  readonly readAt: number;
+}
+
+/**
+ * `wharf run`: each tick exports closed windows (skipping when another process is exporting), then loads
+ * every active connector that is behind, a few at a time. Each connector load holds its advisory lock, so
+ * any number of schedulers share the work: a connector whose previous load still runs is skipped, not
+ * queued. Transient errors are retried with backoff; a terminal error parks the connector (state
+ * `failing`, with the reason) until `wharf connectors test ID` passes; the other connectors go on.
+ */
+export class Scheduler {
+  readonly metrics: SchedulerMetrics;
+  readonly #ctx: CommandContext;
+  readonly #options: SchedulerOptions;
+  /** Per connector, the windows mark of its last successful load by this process. */
+  readonly #loadedAt = new Map<string, string>();
+  #lastActivity = Date.now();
+  #lastTick: TickReport | undefined;
+  #lastRetention = 0;
+
+  constructor(ctx: CommandContext, options: SchedulerOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+    this.metrics = options.metrics ?? new SchedulerMetrics();
+  }
+
+  /** The last finished tick, if any. */
+  get lastTick(): TickReport | undefined {
+    return this.#lastTick;
+  }
+
+  /** For `/healthz`: healthy while ticks (or their steps) keep finishing. */
+  health(): { ok: boolean; lastActivity: string; lastTick: string | null } {
+    const staleMs = Math.max(3 * this.#options.everyMs, 60_000) + (this.#options.retry?.maxMs ?? 30_000);
+    return {
+      ok: Date.now() - this.#lastActivity < staleMs,
+      lastActivity: new Date(this.#lastActivity).toISOString(),
+      lastTick: this.#lastTick?.startedAt.toISOString() ?? null,
+    };
+  }
+
+  /** One tick: export, then load the connectors that are behind. Never throws for a connector's failure. */
+  async tick(signal?: AbortSignal): Promise<TickReport> {
+    const started = Date.now();
+    const log = this.#ctx.logger;
+    let exported: ExportSummary | null = null;
+    let exportError: string | null = null;
+    if (!signal?.aborted) {
+      try {
+        exported = await withRetry(() => runExport(this.#ctx, { lock: 'skip', progress: false }), {
+          ...this.#retry(signal),
+          onRetry: (error, attempt, delay) =>
+            log.warn(
+              { err: oneLine(error), attempt, delayMs: delay },
+              `export failed, retrying: ${oneLine(error)}`,
+            ),
+        });
+        this.#lastActivity = Date.now();
+        if (!exported.skipped && exported.windows > 0) {
+          this.metrics.windowsExported.inc(exported.windows);
+          this.metrics.rowsExported.inc(exported.rows);
+          log.info(
+            { windows: exported.windows, rows: exported.rows },
+            `exported ${exported.windows} window(s)`,
+          );
+        }
+      } catch (error) {
+        exportError = oneLine(error);
+        log.error({ err: exportError }, `export failed: ${exportError}`);
+      }
+    }
+    const connectors = signal?.aborted ? [] : await this.#loadAll(signal);
+    let retention: PruneSummary | null = null;
+    if (!signal?.aborted) retention = await this.#retention();
+    const report: TickReport = {
+      startedAt: new Date(started),
+      seconds: (Date.now() - started) / 1000,
+      export: exported,
+      exportError,
+      connectors,
+      retention,
+    };
+    this.metrics.tickDuration.observe(report.seconds);
+    this.#lastTick = report;
+    this.#lastActivity = Date.now();
+    return report;
+  }
+
+  /** Ticks every `everyMs` until the signal aborts; the loads under way finish (commit or roll back) first. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const started = Date.now();
+      try {
+        await this.tick(signal);
+      } catch (error) {
+        // a tick only throws when the control database cannot be read; the next tick tries again
+        this.#ctx.logger.error({ err: oneLine(error) }, `tick failed: ${oneLine(error)}`);
+      }
+      await sleep(Math.max(0, this.#options.everyMs - (Date.now() - started)), signal);
+    }
+  }
+
+  #retry(signal: AbortSignal | undefined): RetryOptions {
+    return {
+      attempts: this.#options.retry?.attempts ?? 3,
+      baseMs: this.#options.retry?.baseMs ?? 1000,
+      maxMs: this.#options.retry?.maxMs ?? 30_000,
+      ...(signal ? { signal } : {}),
+    };
+  }
+
+  async #loadAll(signal: AbortSignal | undefined): Promise<ConnectorOutcome[]> {
+    const store = await connectorStore(this.#ctx);
+    const active = (await store.list()).filter((c) => c.state === 'active');
+    const mark = await this.#windowsMark();
+    const limit = pLimit(Math.max(1, this.#options.concurrency ?? 4));
+    return Promise.all(
+      active.map((connector) =>
+        limit(async (): Promise<ConnectorOutcome> => {
+          const id = String(connector.id);
+          if (signal?.aborted) return { connector: id, status: 'stopped', windows: 0, rows: 0 };
+          if (this.#loadedAt.get(id) === mark.key) {
+            this.#setLag(id, mark, mark.newestEnd);
+            return { connector: id, status: 'current', windows: 0, rows: 0 };
+          }
+          const outcome = await this.#loadConnector(connector, mark, signal);
+          this.#lastActivity = Date.now();
+          return outcome;
+        }),
+      ),
+    );
+  }
+
+  async #loadConnector(
+    connector: Connector,
+    mark: WindowsMark,
+    signal: AbortSignal | undefined,
+  ): Promise<ConnectorOutcome> {
+    const ctx = this.#ctx;
+    const id = String(connector.id);
+    const startedAt = new Date();
+    const control = await ctx.control();
+    const schema = ctx.settings.controlSchema;
+    let result: LoadOneResult;
+    try {
+      result = await withRetry(() => loadOne(ctx, connector), {
+        ...this.#retry(signal),
+        // parents in windows not exported yet: only a later tick can help
+        classify: (error) => (waitsForParents(error) ? 'terminal' : classifyError(error)),
+        onRetry: (error, attempt, delay) => {
+          this.metrics.loadFailures.inc({ connector: id, kind: 'transient' });
+          ctx.logger.warn(
+            { connector: id, err: oneLine(error), attempt, delayMs: delay },
+            `connector ${id}: transient error, retrying: ${oneLine(error)}`,
+          );
+        },
+      });
+    } catch (error) {
+      const kind: ErrorKind = waitsForParents(error) ? 'transient' : classifyError(error);
+      const reason = oneLine(withContext(error, { connector: id }));
+      this.metrics.loadFailures.inc({ connector: id, kind });
+      await this.#record(control, schema, {
+        connectorId: id,
+        kind: 'load',
+        startedAt,
+        finishedAt: new Date(),
+        status: 'failed',
+        windows: 0,
+        rows: 0,
+        error: reason,
+      });
+      if (kind === 'transient') {
+        ctx.logger.error(
+          { connector: id, err: reason },
+          `connector ${id} failed (will retry next tick): ${reason}`,
+        );
+        return { connector: id, status: 'failed', windows: 0, rows: 0, error: reason };
+      }
+      try {
+        const store = await connectorStore(ctx);
+        // a connector disabled or paused meanwhile keeps that state
+        if ((await store.get(id)).state === 'active') await store.setState(id, 'failing', reason);
+      } catch (parkError) {
+        ctx.logger.error(
+          { connector: id, err: oneLine(parkError) },
+          `connector ${id}: cannot park it: ${oneLine(parkError)}`,
+        );
+      }
+      ctx.logger.error(
+        { connector: id, err: reason },
+        `connector ${id} parked (state failing): ${reason}; fix it, then run \`wharf connectors test ${id}\``,
+      );
+      return { connector: id, status: 'parked', windows: 0, rows: 0, error: reason };
+    }
+    if (result.status === 'skipped') {
+      this.metrics.loadSkips.inc({ connector: id });
+      ctx.logger.info({ connector: id }, `connector ${id}: its previous load is still running; skipped`);
+      await this.#record(control, schema, {
+        connectorId: id,
+        kind: 'load',
+        startedAt,
+        finishedAt: new Date(),
+        status: 'skipped',
+        windows: 0,
+        rows: 0,
+      });
+      return { connector: id, status: 'skipped', windows: 0, rows: 0 };
+    }
+    const { summary, ledger } = result;
+    this.#loadedAt.set(id, mark.key);
+    this.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
+    this.#setLag(id, mark, ledger.lastWindowEnd);
+    if (summary.windows > 0) {
+      await this.#record(control, schema, {
+        connectorId: id,
+        kind: 'load',
+        startedAt,
+        finishedAt: new Date(),
+        status: 'ok',
+        windows: summary.windows,
+        rows: summary.rowsStaged,
+      });
+    }
+    return { connector: id, status: 'ok', windows: summary.windows, rows: summary.rowsStaged };
+  }
+
+  async #record(
+    control: Parameters<typeof recordRun>[0],
+    schema: string,
+    run: Parameters<typeof recordRun>[2],
+  ) {
+    try {
+      await recordRun(control, schema, run);
+    } catch (error) {
+      this.#ctx.logger.warn(
+        { err: oneLine(error) },
+        `cannot record the run in the control database: ${oneLine(error)}`,
+      );
+    }
+  }
+
+  #setLag(id: string, mark: WindowsMark, lastWindowEnd: Date | null): void {
+    if (!lastWindowEnd) return;
+    const now = mark.dbNow.getTime() + (Date.now() - mark.readAt);
+    this.metrics.connectorLag.set({ connector: id }, Math.max(0, (now - lastWindowEnd.getTime()) / 1000));
+  }
+
+  async #windowsMark(): Promise<WindowsMark> {
+    const control = await this.#ctx.control();
+    const cs = quotePg(this.#ctx.settings.controlSchema);
+    const { rows } = await control.query<{
+      n: string;
+      exported: Date | null;
+      newest: Date | null;
+      now: Date;
+    }>(
+      `select count(*) as n, max(exported_at) as exported, max(end_at) as newest, now() as now from ${cs}.windows where format = 'csv'`,
+    );
+    const r = rows[0]!;
+    return {
+      key: `${r.n}:${r.exported?.toISOString() ?? ''}`,
+      newestEnd: r.newest,
+      dbNow: r.now,
+      readAt: Date.now(),
+    };
+  }
+
+  async #retention(): Promise<PruneSummary | null> {
+    const olderThanMs = this.#options.retentionMs;
+    if (olderThanMs === undefined) return null;
+    const every = this.#options.retentionEveryMs ?? 3_600_000;
+    if (this.#lastRetention !== 0 && Date.now() - this.#lastRetention < every) return null;
+    this.#lastRetention = Date.now();
+    const ctx = this.#ctx;
+    try {
+      const store = await connectorStore(ctx);
+      const summary = await pruneStaging(
+        {
+          control: await ctx.control(),
+          controlSchema: ctx.settings.controlSchema,
+          store: ctx.store(),
+          connectors: () => store.list(),
+          openWarehouse: (c) => openWarehouse(ctx, c),
+          logger: ctx.logger,
+        },
+        { olderThanMs },
+      );
+      if (summary.windows > 0) {
+        ctx.logger.info(
+          { ...summary },
+          `retention: pruned ${summary.windows} window(s), ${summary.files} file(s)`,
+        );
+      }
+      return summary;
+    } catch (error) {
+      ctx.logger.error({ err: oneLine(error) }, `retention failed: ${oneLine(error)}`);
+      return null;
+    }
+  }
+}
+
+/**
+ * A foreign key violation (SQLSTATE 23503) while loading: a row's parent was changed after it, so the
+ * parent's newest version sits in a window that is not exported yet. Warehouse foreign keys only link
+ * streams the connector loads, so the parent does come; the connector is loaded again next tick rather
+ * than parked.
+ */
+export function waitsForParents(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  let e: unknown = error;
+  while (e && typeof e === 'object' && !seen.has(e)) {
+    seen.add(e);
+    if ((e as { code?: unknown }).code === '23503') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function oneLine(error: unknown): string {
+  return error instanceof WharfError ? error.oneLine() : errorMessage(error);
+}
