@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { errorMessage, WharfError } from '../core/errors.js';
+import { errorMessage, UsageError, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
 import { commands } from './commands/index.js';
 
@@ -41,14 +41,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .fail((message, error) => {
       if (error) throw error;
       usageFailure = message;
+      throw new UsageError(message, 'run `wharf --help` for usage');
     });
   try {
     await parser.parseAsync();
-    if (usageFailure !== undefined) {
-      process.stderr.write(`wharf: ${usageFailure}\nrun \`wharf --help\` for usage\n`);
-      return 2;
-    }
-    return 0;
+    return usageFailure === undefined ? 0 : 2;
   } catch (error) {
     return reportError(error, verbose);
   }

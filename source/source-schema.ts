@@ -83,6 +83,11 @@ export function sourceForeignKeys(
     });
 }
 
+/** Name of the trigger that stamps a table's change column. */
+export function stampTriggerName(stream: Stream): string {
+  return `${stream.name}_stamp_${stream.changeColumn}`;
+}
+
 interface TableStatements {
   readonly createTable: string;
   readonly indexes: readonly string[];
@@ -111,7 +116,7 @@ function tableStatements(stream: Stream, schema: string, catalog: Catalog): Tabl
       `create index if not exists ${quotePg(`${stream.name}_${stream.tenantColumn}_idx`)} on ${qualified} (${quotePg(stream.tenantColumn)})`,
     );
   }
-  const triggerName = `${stream.name}_stamp_${stream.changeColumn}`;
+  const triggerName = stampTriggerName(stream);
   return {
     createTable: `create table if not exists ${qualified} (\n${lines.join(',\n')}\n)`,
     indexes,

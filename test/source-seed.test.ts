@@ -252,6 +252,37 @@ describe('seedSource', () => {
     expect(payouts.map((p) => p.status)).toEqual(['cancelled', 'paid', 'pending']);
   });
 
+  it('leaves keys, foreign keys, indexes and triggers exactly as initSource created them', async () => {
+    const url = await createDatabase('wharf_seed_ddl');
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const shape = async () =>
+      (
+        await client.query<{ d: string }>(
+          `select k.conrelid::regclass::text || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid) as d
+             from pg_constraint k where k.connamespace = 'public'::regnamespace
+           union all select pg_get_indexdef(indexrelid) from pg_index where indrelid::regclass::text in
+             (select relname from pg_class where relnamespace = 'public'::regnamespace)
+           union all select tgname || ' ' || tgenabled::text from pg_trigger where not tgisinternal
+           order by 1`,
+        )
+      ).rows.map((r) => r.d);
+    try {
+      await initSource(client);
+      const before = await shape();
+      expect(before.filter((d) => d.endsWith('_stamp_updated_at O'))).toHaveLength(8);
+      await seedSource(client, { accounts: 2, rows: 300, seed: 5, end: END });
+      expect(await shape()).toEqual(before);
+      const stamped = await client.query<{ stamped: boolean }>(
+        `update clicks set referrer = 'x' where event_id = (select event_id from clicks order by event_id limit 1)
+         returning updated_at = now() as stamped`,
+      );
+      expect(stamped.rows[0]!.stamped).toBe(true);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('refuses to seed tables that already hold rows, and leaves them as they were', async () => {
     const before = await fingerprint(urlB);
     const client = new pg.Client({ connectionString: urlB });

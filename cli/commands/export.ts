@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { type ExportSummary, exportWindows } from '../../exporter/export.js';
 import { formatByName } from '../../exporter/writers/formats.js';
+import { checkStagingStore } from '../../staging/open-store.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes, formatCount, printResult, progressBar } from '../output.js';
 import { type GlobalArgs, withContext } from '../run-command.js';
@@ -21,6 +22,8 @@ export async function runExport(
   } = {},
 ): Promise<ExportSummary> {
   const d = ctx.durations;
+  // staging first: a wrong bucket or folder is reported before the source is touched
+  await checkStagingStore(ctx.store());
   const bar = progressBar('export', options.progress ?? !ctx.settings.json);
   try {
     return await exportWindows({
