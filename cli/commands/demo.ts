@@ -55,6 +55,8 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
     const sourceUrl = server.url.replace(/\/postgres$/, '/wharf_source');
     const warehouseUrl = server.url.replace(/\/postgres$/, '/wharf_warehouse');
     if (!process.env.WHARF_MASTER_KEY) process.env.WHARF_MASTER_KEY = randomBytes(32).toString('base64');
+    // the demo tells its own story; logs only for warnings (or --verbose)
+    process.env.WHARF_LOG_LEVEL ??= 'warn';
 
     const ctx = new CommandContext(
       resolveSettings({
@@ -120,7 +122,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         );
         const analystSql = `select a.name as affiliate, count(*) as conversions, sum(c.commission) as approved_commission, c.currency
   from tracking.conversions c join tracking.affiliates a on a.id = c.affiliate_id
- where c.status = 'approved'
+ where c.status = 'approved' and c.amount < 1000000
  group by a.name, c.currency order by approved_commission desc limit 5`;
         const answer = await wh.query<{
           affiliate: string;
