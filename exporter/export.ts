@@ -49,6 +49,8 @@ export interface ExportOptions {
   /** `wait` (one-shot commands) blocks until another exporter is done; `skip` returns at once. */
   readonly lock?: 'wait' | 'skip';
   readonly onProgress?: (event: ExportProgress) => void;
+  /** Called after each file is published (`file`) and before the manifest (`manifest`); crash tests stop here. */
+  readonly onStep?: (step: 'file' | 'manifest') => void;
   /** Publish files with this many uploads at once (default 4). */
   readonly uploadConcurrency?: number;
 }
@@ -415,6 +417,7 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
         try {
           const staged = await putOnce(options.store, key, spooled);
           if (staged) alreadyStaged++;
+          options.onStep?.('file');
         } finally {
           await rm(spooled.path, { force: true });
         }
@@ -510,6 +513,7 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
     files,
   };
   const key = manifestKey(options.format, window);
+  options.onStep?.('manifest');
   const text = serializeManifest(manifest);
   const spool = openSpool(spoolDir);
   spool.out.end(text);

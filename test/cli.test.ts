@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trackingCatalog } from '../catalog/tracking.js';
 import { freePort } from '../core/embedded-postgres.js';
+
+const ALL = trackingCatalog.streams.map((s) => s.name);
+
 import { wharf } from './helpers/cli.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
 import { startS3 } from './helpers/s3.js';
@@ -42,6 +46,20 @@ describe('wharf CLI', () => {
     ]) {
       expect(r.stdout).toContain(cmd);
     }
+  });
+
+  it('runs the demo: embedded PostgreSQL, seed, connector, export, load, an analyst query', async () => {
+    const dir = tempDir('wharf-demo-');
+    const r = await wharf(['demo', '--keep=false', '--rows', '5000', '--dir', dir], {
+      WHARF_MASTER_KEY: undefined,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Exported \d+ closed windows/);
+    expect(r.stdout).toMatch(/Loaded them into account 1's warehouse/);
+    expect(r.stdout).toMatch(/clicks\s+[\d,]+/);
+    expect(r.stdout).toMatch(/approved commission by affiliate/);
+    expect(r.stdout).toContain(`${dir}/staging`);
+    expect(r.stdout).toMatch(/psql "postgres:\/\/postgres:postgres@127\.0\.0\.1:\d+\/wharf_warehouse"/);
   });
 
   it('exits 2 on a usage error, with one line', async () => {
@@ -108,6 +126,20 @@ describe('wharf CLI', () => {
       'select count(*) as n from clicks where account_id = 1',
     );
     expect(clicks[0]!.n).toBe(src[0]!.n);
+
+    // freshness in SQL for the customer's analysts
+    const fresh = await query<{
+      stream: string;
+      window_id: string;
+      lag_seconds: string;
+      source_high_water: Date | null;
+    }>(
+      warehouseUrl,
+      'select stream, window_id, lag_seconds, source_high_water from tracking._wharf_sync_status order by stream',
+    );
+    expect(fresh.map((r) => r.stream)).toEqual([...ALL].sort());
+    expect(fresh.every((r) => r.window_id === st.connectors[0].lastWindow)).toBe(true);
+    expect(fresh.find((r) => r.stream === 'clicks')!.source_high_water).not.toBeNull();
 
     const replay = await wharf(['replay', '--connector', id, '--json'], env);
     expect(replay.code, replay.stderr).toBe(0);

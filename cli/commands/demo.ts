@@ -47,121 +47,133 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
     say('Wharf demo');
     say(`  starting PostgreSQL (embedded) in ${dir}/pg …`);
     const server = await startEmbeddedPostgres({ dataDir: `${dir}/pg`, port: 0, persistent: true });
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query('create database wharf_source');
-    await admin.query('create database wharf_warehouse');
-    await admin.end();
-    const sourceUrl = server.url.replace(/\/postgres$/, '/wharf_source');
-    const warehouseUrl = server.url.replace(/\/postgres$/, '/wharf_warehouse');
-    if (!process.env.WHARF_MASTER_KEY) process.env.WHARF_MASTER_KEY = randomBytes(32).toString('base64');
-    // the demo tells its own story; logs only for warnings (or --verbose)
-    process.env.WHARF_LOG_LEVEL ??= 'warn';
-
-    const ctx = new CommandContext(
-      resolveSettings({
-        ...args,
-        sourceUrl,
-        stagingUrl: `file://${dir}/staging`,
-        spoolDir: `${dir}/spool`,
-        settle: args.settle ?? '0s',
-        window: args.window ?? '1m',
-      }),
-    );
     try {
-      const source = await ctx.source();
-      const client = await source.connect();
-      let seeded: Awaited<ReturnType<typeof seedSource>>;
-      try {
-        await initSource(client, {});
-        say(`  seeding ${args.accounts} accounts and ${formatCount(args.rows)} clicks over 7 days …`);
-        seeded = await seedSource(client, { accounts: args.accounts, rows: args.rows, seed: 1 });
-      } finally {
-        client.release();
-      }
-      say(
-        `  source: ${Object.entries(seeded.rowsByStream)
-          .map(([s, n]) => `${formatCount(n)} ${s}`)
-          .join(', ')}`,
-      );
-      const connector = await addConnectorFlow(ctx, {
-        account: 1,
-        engine: 'postgres',
-        url: `${warehouseUrl}?sslmode=disable`,
-        schema: 'tracking',
-        streams: ctx.catalog.streams.map((s) => s.name),
-        format: 'csv',
-      });
-      say(
-        `  connector ${connector.id}: account 1 → ${warehouseUrl.replace(/:[^:@/]*@/, ':********@')} schema "tracking"`,
-      );
+      await runDemo(args, server, dir, started);
+    } catch (error) {
+      await server.stop().catch(() => {});
+      throw error;
+    }
+  },
+};
 
-      const exported = await runExport(ctx, { progress: false });
+async function runDemo(
+  args: DemoArgs,
+  server: Awaited<ReturnType<typeof startEmbeddedPostgres>>,
+  dir: string,
+  started: number,
+): Promise<void> {
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  await admin.query('create database wharf_source');
+  await admin.query('create database wharf_warehouse');
+  await admin.end();
+  const sourceUrl = server.url.replace(/\/postgres$/, '/wharf_source');
+  const warehouseUrl = server.url.replace(/\/postgres$/, '/wharf_warehouse');
+  if (!process.env.WHARF_MASTER_KEY) process.env.WHARF_MASTER_KEY = randomBytes(32).toString('base64');
+  // the demo tells its own story; logs only for warnings (or --verbose)
+  process.env.WHARF_LOG_LEVEL ??= 'warn';
+
+  const ctx = new CommandContext(
+    resolveSettings({
+      ...args,
+      sourceUrl,
+      stagingUrl: `file://${dir}/staging`,
+      spoolDir: `${dir}/spool`,
+      settle: args.settle ?? '0s',
+      window: args.window ?? '1m',
+    }),
+  );
+  try {
+    const source = await ctx.source();
+    const client = await source.connect();
+    let seeded: Awaited<ReturnType<typeof seedSource>>;
+    try {
+      await initSource(client, {});
+      say(`  seeding ${args.accounts} accounts and ${formatCount(args.rows)} clicks over 7 days …`);
+      seeded = await seedSource(client, { accounts: args.accounts, rows: args.rows, seed: 1 });
+    } finally {
+      client.release();
+    }
+    say(
+      `  source: ${Object.entries(seeded.rowsByStream)
+        .map(([s, n]) => `${formatCount(n)} ${s}`)
+        .join(', ')}`,
+    );
+    const connector = await addConnectorFlow(ctx, {
+      account: 1,
+      engine: 'postgres',
+      url: `${warehouseUrl}?sslmode=disable`,
+      schema: 'tracking',
+      streams: ctx.catalog.streams.map((s) => s.name),
+      format: 'csv',
+    });
+    say(
+      `  connector ${connector.id}: account 1 → ${warehouseUrl.replace(/:[^:@/]*@/, ':********@')} schema "tracking"`,
+    );
+
+    const exported = await runExport(ctx, { progress: false });
+    say();
+    say(
+      `Exported ${formatCount(exported.windows)} closed windows (days of history, then hours, then minutes): ${formatCount(exported.files)} files, ${formatCount(exported.rows)} rows, ${formatBytes(exported.bytes)} of csv.gz, in ${exported.seconds.toFixed(1)} s.`,
+    );
+    const loaded = await runLoad(ctx);
+    const l = loaded.connectors[0];
+    if (!l) throw new Error(loaded.failures[0]?.error ?? 'the load did not run');
+    say(
+      `Loaded them into account 1's warehouse in ${l.transactions} transaction(s): ${formatCount(l.rowsStaged)} rows staged, ${formatCount(l.rowsMerged)} written, in ${l.seconds.toFixed(1)} s.`,
+    );
+    const wh = new pg.Client({ connectionString: warehouseUrl });
+    await wh.connect();
+    try {
       say();
+      say('Rows per table in the warehouse (schema "tracking"):');
+      for (const s of ctx.catalog.streams) {
+        const r = await wh.query<{ n: string }>(`select count(*) as n from tracking."${s.name}"`);
+        say(`  ${s.name.padEnd(16)} ${formatCount(Number(r.rows[0]!.n)).padStart(10)}`);
+      }
+      const ledger = await wh.query<{ n: string }>('select count(*) as n from tracking._wharf_loads');
       say(
-        `Exported ${formatCount(exported.windows)} closed windows (days of history, then hours, then minutes): ${formatCount(exported.files)} files, ${formatCount(exported.rows)} rows, ${formatBytes(exported.bytes)} of csv.gz, in ${exported.seconds.toFixed(1)} s.`,
+        `  ${'_wharf_loads'.padEnd(16)} ${formatCount(Number(ledger.rows[0]!.n)).padStart(10)}  (one row per window and stream)`,
       );
-      const loaded = await runLoad(ctx);
-      const l = loaded.connectors[0];
-      if (!l) throw new Error(loaded.failures[0]?.error ?? 'the load did not run');
-      say(
-        `Loaded them into account 1's warehouse in ${l.transactions} transaction(s): ${formatCount(l.rowsStaged)} rows staged, ${formatCount(l.rowsMerged)} written, in ${l.seconds.toFixed(1)} s.`,
-      );
-      const wh = new pg.Client({ connectionString: warehouseUrl });
-      await wh.connect();
-      try {
-        say();
-        say('Rows per table in the warehouse (schema "tracking"):');
-        for (const s of ctx.catalog.streams) {
-          const r = await wh.query<{ n: string }>(`select count(*) as n from tracking."${s.name}"`);
-          say(`  ${s.name.padEnd(16)} ${formatCount(Number(r.rows[0]!.n)).padStart(10)}`);
-        }
-        const ledger = await wh.query<{ n: string }>('select count(*) as n from tracking._wharf_loads');
-        say(
-          `  ${'_wharf_loads'.padEnd(16)} ${formatCount(Number(ledger.rows[0]!.n)).padStart(10)}  (one row per window and stream)`,
-        );
-        const analystSql = `select a.name as affiliate, count(*) as conversions, sum(c.commission) as approved_commission, c.currency
+      const analystSql = `select a.name as affiliate, count(*) as conversions, sum(c.commission) as approved_commission, c.currency
   from tracking.conversions c join tracking.affiliates a on a.id = c.affiliate_id
  where c.status = 'approved' and c.amount < 1000000
  group by a.name, c.currency order by approved_commission desc limit 5`;
-        const answer = await wh.query<{
-          affiliate: string;
-          conversions: string;
-          approved_commission: string;
-          currency: string;
-        }>(analystSql);
-        say();
-        say("An analyst's question — approved commission by affiliate (top 5):");
-        say(`  ${analystSql.replace(/\n/g, '\n  ')};`);
-        for (const r of answer.rows) {
-          say(
-            `  ${r.affiliate.padEnd(32)} ${String(r.conversions).padStart(6)} conversions  ${r.approved_commission} ${r.currency}`,
-          );
-        }
-      } finally {
-        await wh.end();
+      const answer = await wh.query<{
+        affiliate: string;
+        conversions: string;
+        approved_commission: string;
+        currency: string;
+      }>(analystSql);
+      say();
+      say("An analyst's question — approved commission by affiliate (top 5):");
+      say(`  ${analystSql.replace(/\n/g, '\n  ')};`);
+      for (const r of answer.rows) {
+        say(
+          `  ${r.affiliate.padEnd(32)} ${String(r.conversions).padStart(6)} conversions  ${r.approved_commission} ${r.currency}`,
+        );
       }
-      say();
-      say(`Done in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
-      say(`  files:     ${dir}/staging (one folder per window; _manifest.json is written last)`);
-      say(
-        `  database:  ${dir}/pg (PostgreSQL on 127.0.0.1:${server.port}, user postgres, password postgres)`,
-      );
-      say(`  connect:   psql "postgres://postgres:postgres@127.0.0.1:${server.port}/wharf_warehouse"`);
-      say(`  then try:  select * from tracking._wharf_loads order by window_end desc limit 5;`);
     } finally {
-      await ctx.close();
+      await wh.end();
     }
-    if (args.keep) {
-      say();
-      say('The database keeps running; press Ctrl-C to stop it.');
-      await new Promise<void>((resolveStop) => {
-        process.once('SIGINT', () => resolveStop());
-        process.once('SIGTERM', () => resolveStop());
-      });
-    } else {
-      say('  (the database was stopped; run `wharf demo --keep` to leave it running)');
-    }
-    await server.stop();
-  },
-};
+    say();
+    say(`Done in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    say(`  files:     ${dir}/staging (one folder per window; _manifest.json is written last)`);
+    say(`  database:  ${dir}/pg (PostgreSQL on 127.0.0.1:${server.port}, user postgres, password postgres)`);
+    say(`  connect:   psql "postgres://postgres:postgres@127.0.0.1:${server.port}/wharf_warehouse"`);
+    say(`  then try:  select * from tracking._wharf_loads order by window_end desc limit 5;`);
+  } finally {
+    await ctx.close();
+  }
+  if (args.keep) {
+    say();
+    say('The database keeps running; press Ctrl-C to stop it.');
+    await new Promise<void>((resolveStop) => {
+      process.once('SIGINT', () => resolveStop());
+      process.once('SIGTERM', () => resolveStop());
+    });
+  } else {
+    say('  (the database was stopped; run `wharf demo --keep` to leave it running)');
+  }
+  await server.stop();
+}

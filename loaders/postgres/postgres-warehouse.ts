@@ -4,7 +4,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
-import { LEDGER_TABLE, MIGRATIONS_TABLE } from '../dialect.js';
+import { LEDGER_TABLE, MIGRATIONS_TABLE, SYNC_STATUS_TABLE } from '../dialect.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -68,6 +68,9 @@ export class PostgresWarehouse implements Warehouse {
       await client.query(sql.createSchema(schema));
       await client.query(sql.createMigrationsTable(schema));
       await client.query(sql.createLedger(schema));
+      await client.query(
+        `create table if not exists ${q(schema)}.${q(SYNC_STATUS_TABLE)} (stream text primary key, source_high_water timestamptz, window_id text not null, window_closed_at timestamptz not null, loaded_at timestamptz not null, lag_seconds numeric not null)`,
+      );
       const applied = await client.query<{ version: number | null }>(
         `select max(version) as version from ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
       );
@@ -182,6 +185,8 @@ class PostgresLoadTransaction implements LoadTransaction {
   readonly #client: pg.Client;
   readonly #schema: string;
   readonly #staged = new Set<string>();
+  /** Per stream, the latest change column value merged in this transaction. */
+  readonly #highWater = new Map<string, Date>();
 
   constructor(client: pg.Client, schema: string, _onDone: () => void) {
     this.#client = client;
@@ -234,12 +239,42 @@ class PostgresLoadTransaction implements LoadTransaction {
     );
     const mode = empty.rows[0]!.empty ? 'insert' : 'upsert';
     const result = await this.#client.query(mergeSql(this.#schema, stream, mode));
+    const high = await this.#client.query<{ h: Date | null }>(
+      `select max(${q(stream.changeColumn)}) as h from ${q(stagingTableName(stream))}`,
+    );
+    const h = high.rows[0]?.h;
+    const known = this.#highWater.get(stream.name);
+    if (h && (!known || h > known)) this.#highWater.set(stream.name, h);
     await this.#client.query(`truncate ${q(stagingTableName(stream))}`);
     return result.rowCount ?? 0;
   }
 
   async record(rows: readonly LedgerRow[]): Promise<void> {
     if (rows.length === 0) return;
+    // freshness for the customer's analysts: per stream, how far the warehouse is loaded
+    const last = new Map<string, LedgerRow>();
+    for (const r of rows) {
+      const seen = last.get(r.stream);
+      if (!seen || r.windowEnd > seen.windowEnd) last.set(r.stream, r);
+    }
+    const streams = [...last.keys()];
+    await this.#client.query(
+      `insert into ${q(this.#schema)}.${q(SYNC_STATUS_TABLE)} as s (stream, source_high_water, window_id, window_closed_at, loaded_at, lag_seconds)
+       select u.stream, u.high, u.window_id, u.window_end, now(), extract(epoch from now() - u.window_end)
+         from unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[]) as u(stream, high, window_id, window_end)
+       on conflict (stream) do update set
+         source_high_water = greatest(s.source_high_water, excluded.source_high_water),
+         window_id = case when excluded.window_closed_at >= s.window_closed_at then excluded.window_id else s.window_id end,
+         window_closed_at = greatest(s.window_closed_at, excluded.window_closed_at),
+         loaded_at = excluded.loaded_at,
+         lag_seconds = extract(epoch from excluded.loaded_at - greatest(s.window_closed_at, excluded.window_closed_at))`,
+      [
+        streams,
+        streams.map((n) => this.#highWater.get(n) ?? null),
+        streams.map((n) => last.get(n)!.windowId),
+        streams.map((n) => last.get(n)!.windowEnd),
+      ],
+    );
     await this.#client.query(postgresDialect.sql.upsertLedger(this.#schema), [
       rows.map((r) => r.windowId),
       rows.map((r) => r.stream),
