@@ -5,8 +5,8 @@ import type { Stream } from '../catalog/types.js';
 import { getStream } from '../catalog/types.js';
 import { copySql } from '../exporter/export.js';
 import { formatByName } from '../exporter/writers/formats.js';
-import { initSource } from '../source/source-schema.js';
 import { seedSource } from '../source/seed.js';
+import { initSource } from '../source/source-schema.js';
 import type { BenchServer } from './bench-postgres.js';
 import { createBenchDatabase } from './bench-postgres.js';
 
@@ -70,7 +70,9 @@ export function prepareBigSource(ctx: BenchContext): Promise<BigSource> {
       await initSource(client);
       // the data ends before the last 30-day boundary, so that the whole history is one closed window
       const boundary = Math.floor((Date.now() - 120_000) / COARSE_MS) * COARSE_MS;
-      ctx.log(`seeding ${ctx.clicks} clicks (1 account, 7 days ending ${new Date(boundary - 60_000).toISOString()})`);
+      ctx.log(
+        `seeding ${ctx.clicks} clicks (1 account, 7 days ending ${new Date(boundary - 60_000).toISOString()})`,
+      );
       const seeded = await seedSource(client, {
         accounts: 1,
         rows: ctx.clicks,
@@ -94,7 +96,10 @@ export function clicksSelect(start: Date, end: Date): string {
 }
 
 /** The window Wharf exported, from its control schema. */
-export async function exportedWindow(url: string, controlSchema: string): Promise<{ start: Date; end: Date }> {
+export async function exportedWindow(
+  url: string,
+  controlSchema: string,
+): Promise<{ start: Date; end: Date }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

@@ -1,6 +1,6 @@
 // One piece of Wharf's work for the benchmark, run in its own process so that its peak RSS can be read.
 // The job comes as JSON in BENCH_JOB; the last line of stdout is the JSON result.
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { Catalog } from '../catalog/types.js';
@@ -39,6 +39,8 @@ export type ChildJob =
       readonly account: number;
       readonly tickMs: number;
       readonly durationMs: number;
+      /** The loop ends when this file exists. */
+      readonly stopFile: string;
     })
   | (ChildPlaces & {
       readonly kind: 'connectors';
@@ -128,7 +130,7 @@ switch (job.kind) {
     // `wharf run` in a loop: every tick, export closed windows, then load the connector
     let ticks = 0;
     const end = Date.now() + job.durationMs;
-    while (Date.now() < end) {
+    while (Date.now() < end && !existsSync(job.stopFile)) {
       const tick = Date.now();
       await runExport('csv');
       await runLoad(job.warehouseUrl, job.schema, job.account, false);
@@ -153,4 +155,3 @@ await pool.end();
 out.seconds = (performance.now() - started) / 1000;
 out.maxRssMB = process.resourceUsage().maxRSS / 1024;
 process.stdout.write(`${JSON.stringify(out)}\n`);
-void join;

@@ -141,6 +141,8 @@ export function stageTimestamp(raw: string): StagedValue {
 
 function stageText(column: Column, raw: string): StagedValue {
   const length = stagingLength(column);
+  // PostgreSQL pads char(n) to n characters; NCHAR pads again, so the pad spaces are not part of the value
+  if (column.type === 'char') raw = raw.replace(/ +$/, '');
   if (length !== 'MAX' && raw.length > length) {
     const type = column.type === 'char' ? `NCHAR(${length})` : `NVARCHAR(${length})`;
     return bad(`${raw.length} UTF-16 code units: longer than ${type} holds (it would be truncated)`);
