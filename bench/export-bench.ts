@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import type { Column } from '../catalog/types.js';
 import {
   type BenchContext,
@@ -12,6 +11,7 @@ import {
   round,
 } from './bench-context.js';
 import { runWharfChild, timeShell } from './bench-shell.js';
+import { openDuckDb } from './duckdb.js';
 
 const RSS_GOAL_MB = 300;
 
@@ -83,7 +83,7 @@ export async function exportBench(ctx: BenchContext): Promise<void> {
   });
   const columns = clicksStream.columns.map((c) => `'${c.name}': '${duckType(c)}'`).join(', ');
   const duckOut = join(ctx.workDir, 'duckdb-clicks.parquet');
-  const duck = await DuckDBInstance.create(':memory:');
+  const duck = await openDuckDb();
   const conn = await duck.connect();
   const threads = (await conn.runAndReadAll("select current_setting('threads') as t")).getRows()[0]![0];
   const duckStarted = performance.now();

@@ -18,6 +18,9 @@ import { literalPg, quotePg } from './quote.js';
 
 const q = quotePg;
 
+/** From this many staged rows into an empty table, its indexes are built after the insert instead of during it. */
+const BULK_REBUILD_ROWS = 50_000;
+
 export interface PostgresWarehouseConfig {
   readonly client: pg.ClientConfig;
   readonly schema: string;
@@ -185,6 +188,8 @@ class PostgresLoadTransaction implements LoadTransaction {
   readonly #client: pg.Client;
   readonly #schema: string;
   readonly #staged = new Set<string>();
+  /** Per stream, rows staged in this transaction. */
+  readonly #stagedRows = new Map<string, number>();
   /** Per stream, the latest change column value merged in this transaction. */
   readonly #highWater = new Map<string, Date>();
 
@@ -229,6 +234,7 @@ class PostgresLoadTransaction implements LoadTransaction {
         throw withContext(error, ctx);
       }
     }
+    this.#stagedRows.set(stream.name, (this.#stagedRows.get(stream.name) ?? 0) + rows);
     return { rows, quarantined: 0 };
   }
 
@@ -238,7 +244,10 @@ class PostgresLoadTransaction implements LoadTransaction {
       `select not exists (select 1 from ${target}) as empty`,
     );
     const mode = empty.rows[0]!.empty ? 'insert' : 'upsert';
+    const bulk = mode === 'insert' && (this.#stagedRows.get(stream.name) ?? 0) >= BULK_REBUILD_ROWS;
+    const rebuild = bulk ? await this.#setIndexesAside(stream) : undefined;
     const result = await this.#client.query(mergeSql(this.#schema, stream, mode));
+    if (rebuild) await rebuild();
     const high = await this.#client.query<{ h: Date | null }>(
       `select max(${q(stream.changeColumn)}) as h from ${q(stagingTableName(stream))}`,
     );
@@ -247,6 +256,59 @@ class PostgresLoadTransaction implements LoadTransaction {
     if (h && (!known || h > known)) this.#highWater.set(stream.name, h);
     await this.#client.query(`truncate ${q(stagingTableName(stream))}`);
     return result.rowCount ?? 0;
+  }
+
+  /**
+   * The empty-table fast path (a new connector's backfill): inserting into a table without indexes and
+   * building them afterwards is several times faster than inserting into an indexed one. Drops the
+   * table's indexes and primary key (and the foreign keys of empty child tables that point at it), and
+   * returns the function that restores exactly those definitions. Returns undefined, changing nothing,
+   * when a table referencing this one holds rows.
+   */
+  async #setIndexesAside(stream: Stream): Promise<(() => Promise<void>) | undefined> {
+    const client = this.#client;
+    const target = `${q(this.#schema)}.${q(stream.name)}`;
+    const refs = await client.query<{ conname: string; child: string; def: string }>(
+      `select c.conname, c.conrelid::regclass::text as child, pg_get_constraintdef(c.oid) as def
+         from pg_constraint c where c.contype = 'f' and c.confrelid = $1::regclass and c.conrelid <> c.confrelid`,
+      [target],
+    );
+    for (const r of refs.rows) {
+      const has = await client.query<{ rows: boolean }>(`select exists (select 1 from ${r.child}) as rows`);
+      if (has.rows[0]!.rows) return undefined;
+    }
+    const pk = await client.query<{ conname: string; def: string }>(
+      `select conname, pg_get_constraintdef(oid) as def from pg_constraint where contype = 'p' and conrelid = $1::regclass`,
+      [target],
+    );
+    const indexes = await client.query<{ name: string; def: string }>(
+      `select i.relname as name, pg_get_indexdef(x.indexrelid) as def
+         from pg_index x join pg_class i on i.oid = x.indexrelid
+        where x.indrelid = $1::regclass and not exists (select 1 from pg_constraint c where c.conindid = x.indexrelid)`,
+      [target],
+    );
+    // its own foreign keys too: checked once by a join when they are added back, not row by row
+    const own = await client.query<{ conname: string; def: string }>(
+      `select conname, pg_get_constraintdef(oid) as def from pg_constraint where contype = 'f' and conrelid = $1::regclass`,
+      [target],
+    );
+    // pending deferred checks (rows of parent streams merged earlier in this transaction) must run before
+    // constraints are altered; parents come first in stream order, so they can run now
+    await client.query('set constraints all immediate');
+    await client.query('set constraints all deferred');
+    for (const r of refs.rows) await client.query(`alter table ${r.child} drop constraint ${q(r.conname)}`);
+    for (const f of own.rows) await client.query(`alter table ${target} drop constraint ${q(f.conname)}`);
+    for (const p of pk.rows) await client.query(`alter table ${target} drop constraint ${q(p.conname)}`);
+    for (const i of indexes.rows) await client.query(`drop index ${q(this.#schema)}.${q(i.name)}`);
+    return async () => {
+      for (const p of pk.rows)
+        await client.query(`alter table ${target} add constraint ${q(p.conname)} ${p.def}`);
+      for (const i of indexes.rows) await client.query(i.def);
+      for (const f of own.rows)
+        await client.query(`alter table ${target} add constraint ${q(f.conname)} ${f.def}`);
+      for (const r of refs.rows)
+        await client.query(`alter table ${r.child} add constraint ${q(r.conname)} ${r.def}`);
+    };
   }
 
   async record(rows: readonly LedgerRow[]): Promise<void> {
