@@ -112,11 +112,37 @@ function literal(text: string): string {
 }
 
 /**
+ * `MERGE` (PostgreSQL 15 and later) with the same dedupe and version guard as the upsert: measured 1.3× to
+ * 2× faster than `ON CONFLICT` on a table that already holds rows (docs/benchmarks.md).
+ */
+function mergeStatement(schema: string, stream: Stream): string {
+  const cols = columnList(stream);
+  const key = stream.primaryKey.map(q).join(', ');
+  const change = q(stream.changeColumn);
+  const nonKey = stream.columns.filter((c) => !stream.primaryKey.includes(c.name));
+  const source =
+    `select distinct on (${key}) ${cols.join(', ')}, ${q(WINDOW_COLUMN)} from ${q(stagingTableName(stream))}` +
+    ` order by ${key}, ${change} desc, ${q(WINDOW_COLUMN)} desc`;
+  const on = stream.primaryKey.map((k) => `t.${q(k)} = s.${q(k)}`).join(' and ');
+  const tRow = nonKey.map((c) => `t.${q(c.name)}`).join(', ');
+  const sRow = nonKey.map((c) => `s.${q(c.name)}`).join(', ');
+  const sets = [...nonKey.map((c) => q(c.name)), q(WINDOW_COLUMN)].map((c) => `${c} = s.${c}`);
+  sets.push(`${q(LOADED_AT_COLUMN)} = now()`);
+  return (
+    `merge into ${table(schema, stream.name)} as t using (${source}) as s on ${on}` +
+    ` when matched and (t.${change} < s.${change} or (t.${change} = s.${change} and (${tRow}) is distinct from (${sRow})))` +
+    ` then update set ${sets.join(', ')}` +
+    ` when not matched then insert (${cols.join(', ')}, ${q(WINDOW_COLUMN)}, ${q(LOADED_AT_COLUMN)})` +
+    ` values (${cols.map((c) => `s.${c}`).join(', ')}, s.${q(WINDOW_COLUMN)}, now())`
+  );
+}
+
+/**
  * The merge from staging into the final table. `upsert`: `INSERT … ON CONFLICT DO UPDATE` with the
  * version guard (a row is replaced only by one with a later `updated_at`, or the same `updated_at` and
  * different content, so a replay changes nothing). `insert`: the empty-table fast path.
  */
-export function mergeSql(schema: string, stream: Stream, mode: 'upsert' | 'insert'): string {
+export function mergeSql(schema: string, stream: Stream, mode: 'upsert' | 'insert' | 'merge'): string {
   const cols = columnList(stream);
   const key = stream.primaryKey.map(q).join(', ');
   const change = q(stream.changeColumn);
@@ -126,6 +152,7 @@ export function mergeSql(schema: string, stream: Stream, mode: 'upsert' | 'inser
     ` order by ${key}, ${change} desc, ${q(WINDOW_COLUMN)} desc`;
   const insert = `insert into ${target} as t (${cols.join(', ')}, ${q(WINDOW_COLUMN)}, ${q(LOADED_AT_COLUMN)}) ${select}`;
   if (mode === 'insert') return insert;
+  if (mode === 'merge') return mergeStatement(schema, stream);
   const nonKey = stream.columns.filter((c) => !stream.primaryKey.includes(c.name));
   const sets = [...nonKey.map((c) => q(c.name)), q(WINDOW_COLUMN), q(LOADED_AT_COLUMN)].map(
     (c) => `${c} = excluded.${c}`,

@@ -33,6 +33,7 @@ export class PostgresWarehouse implements Warehouse {
   readonly dialect = postgresDialect;
   readonly #config: PostgresWarehouseConfig;
   #client: pg.Client | undefined;
+  #useMerge = false;
 
   constructor(config: PostgresWarehouseConfig) {
     this.#config = config;
@@ -53,6 +54,9 @@ export class PostgresWarehouse implements Warehouse {
       });
     }
     await client.query("set timezone = 'UTC'; set datestyle = 'ISO, YMD'");
+    const version = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
+    // MERGE from PostgreSQL 15 on (WHARF_PG_MERGE=off keeps INSERT … ON CONFLICT, the path for 13 and 14)
+    this.#useMerge = Number(version.rows[0]!.v) >= 150000 && process.env.WHARF_PG_MERGE !== 'off';
     this.#client = client;
     return client;
   }
@@ -145,9 +149,7 @@ export class PostgresWarehouse implements Warehouse {
   async begin(): Promise<LoadTransaction> {
     const client = await this.#connect();
     await client.query('begin');
-    return new PostgresLoadTransaction(client, this.#config.schema, () => {
-      // a failed transaction leaves the connection usable after rollback; a broken one is dropped
-    });
+    return new PostgresLoadTransaction(client, this.#config.schema, this.#useMerge);
   }
 
   async status(): Promise<LedgerStatus> {
@@ -193,9 +195,12 @@ class PostgresLoadTransaction implements LoadTransaction {
   /** Per stream, the latest change column value merged in this transaction. */
   readonly #highWater = new Map<string, Date>();
 
-  constructor(client: pg.Client, schema: string, _onDone: () => void) {
+  readonly #useMerge: boolean;
+
+  constructor(client: pg.Client, schema: string, useMerge: boolean) {
     this.#client = client;
     this.#schema = schema;
+    this.#useMerge = useMerge;
   }
 
   async stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
@@ -243,7 +248,7 @@ class PostgresLoadTransaction implements LoadTransaction {
     const empty = await this.#client.query<{ empty: boolean }>(
       `select not exists (select 1 from ${target}) as empty`,
     );
-    const mode = empty.rows[0]!.empty ? 'insert' : 'upsert';
+    const mode = empty.rows[0]!.empty ? 'insert' : this.#useMerge ? 'merge' : 'upsert';
     const bulk = mode === 'insert' && (this.#stagedRows.get(stream.name) ?? 0) >= BULK_REBUILD_ROWS;
     const rebuild = bulk ? await this.#setIndexesAside(stream) : undefined;
     const result = await this.#client.query(mergeSql(this.#schema, stream, mode));
