@@ -89,7 +89,8 @@ export function errorMessage(error: unknown): string {
   return String(error);
 }
 
-const TRANSIENT_NODE_CODES = new Set([
+/** Node network error codes: a retry can help. */
+export const TRANSIENT_NODE_CODES: ReadonlySet<string> = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
   'ETIMEDOUT',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Column, Stream } from '../../catalog/types.js';
-import { classifyUnknown, type ErrorKind, WharfError } from '../../core/errors.js';
+import { classifyUnknown, type ErrorKind, TRANSIENT_NODE_CODES, WharfError } from '../../core/errors.js';
 import {
   type Dialect,
   type DialectSql,
@@ -197,6 +197,7 @@ export const TERMINAL_ERROR_NUMBERS: ReadonlySet<number> = new Set([
 ]);
 
 /** Driver codes (tedious / mssql) that mean the network or the server's availability failed, not the request. */
+/** tedious / mssql connection codes, plus Node's own network codes. */
 const TRANSIENT_DRIVER_CODES: ReadonlySet<string> = new Set([
   'ESOCKET',
   'ETIMEOUT',
@@ -204,13 +205,7 @@ const TRANSIENT_DRIVER_CODES: ReadonlySet<string> = new Set([
   'ENOCONN',
   'ENOTOPEN',
   'EINSTLOOKUP',
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
+  ...TRANSIENT_NODE_CODES,
 ]);
 
 /** TLS verification failures: retrying cannot make a certificate valid. */

@@ -2,6 +2,7 @@ import sql from 'mssql';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { type ErrorContext, errorMessage, WharfError } from '../../core/errors.js';
 import { LEDGER_TABLE, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
+import { addPairs } from '../group-sets.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -161,13 +162,7 @@ export class MssqlWarehouse implements Warehouse {
         `JOIN sys.tables AS t ON t.[object_id] = c.[object_id] WHERE t.[schema_id] = SCHEMA_ID(@schema)`,
       [['schema', sql.NVarChar(128), this.#config.schema]],
     );
-    const out = new Map<string, Set<string>>();
-    for (const r of result.recordset) {
-      let set = out.get(r.table_name);
-      if (!set) out.set(r.table_name, (set = new Set()));
-      set.add(r.column_name);
-    }
-    return out;
+    return addPairs(new Map(), result.recordset, (r) => [r.table_name, r.column_name]);
   }
 
   async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
@@ -184,11 +179,7 @@ export class MssqlWarehouse implements Warehouse {
       } catch (error) {
         throw wrap(error, this.#context());
       }
-      for (const r of result.recordset) {
-        let set = out.get(r.stream);
-        if (!set) out.set(r.stream, (set = new Set()));
-        set.add(r.window_id);
-      }
+      addPairs(out, result.recordset, (r) => [r.stream, r.window_id]);
     }
     return out;
   }

@@ -5,6 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
 import { LEDGER_TABLE, MIGRATIONS_TABLE, SYNC_STATUS_TABLE } from '../dialect.js';
+import { addPairs } from '../group-sets.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -120,13 +121,7 @@ export class PostgresWarehouse implements Warehouse {
       `select table_name, column_name from information_schema.columns where table_schema = $1`,
       [this.#config.schema],
     );
-    const out = new Map<string, Set<string>>();
-    for (const r of rows) {
-      let set = out.get(r.table_name);
-      if (!set) out.set(r.table_name, (set = new Set()));
-      set.add(r.column_name);
-    }
-    return out;
+    return addPairs(new Map(), rows, (r) => [r.table_name, r.column_name]);
   }
 
   async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
@@ -137,11 +132,7 @@ export class PostgresWarehouse implements Warehouse {
         `select window_id, stream from ${q(this.#config.schema)}.${q(LEDGER_TABLE)} where window_id = any($1::text[])`,
         [candidates.slice(i, i + 10_000)],
       );
-      for (const r of rows) {
-        let set = out.get(r.stream);
-        if (!set) out.set(r.stream, (set = new Set()));
-        set.add(r.window_id);
-      }
+      addPairs(out, rows, (r) => [r.stream, r.window_id]);
     }
     return out;
   }
