@@ -128,7 +128,11 @@ describe('writer throughput and memory (figures reported, not asserted on time)'
     const rows = 300_000;
     await fillClicks(rows);
     for (const [label, format, groups] of [
-      ['default limits (100k rows or 16 MiB)', formats.parquet, 5],
+      [
+        '100k rows or 16 MiB',
+        createParquetFormat({ rowGroupRows: 100_000, rowGroupBytes: 16 * 1024 * 1024 }),
+        5,
+      ],
       ['row groups of 25k rows', createParquetFormat({ rowGroupRows: 25_000 }), 12],
     ] as const) {
       const path = join(dir, `memory-${groups}.parquet`);
