@@ -17,10 +17,10 @@ import { compareWithSource, type Target } from './helpers/load-harness.js';
 import { sleep, tempDir } from './helpers/wharf.js';
 
 /**
- * Several `wharf run` processes share one platform: 6 connectors (a production deployment has many more;
- * 6 keeps the test short), steady live traffic for ~25 s, one process killed with SIGKILL midway.
+ * Three `wharf run` processes share one platform: 20 connectors, steady live traffic for ~25 s, one process
+ * killed with SIGKILL midway.
  */
-const ACCOUNTS = [1, 2, 3, 4, 5, 6];
+const ACCOUNTS = Array.from({ length: 20 }, (_, i) => i + 1);
 const TRAFFIC_MS = 25_000;
 const KILL_AT_MS = 10_000;
 
