@@ -184,6 +184,33 @@ describe('wharf CLI', () => {
   });
 });
 
+describe('SQL Server connectors', () => {
+  it('are checked in order before anything is stored: an unreachable server fails at "reach", in one line', async () => {
+    const port = await freePort();
+    const r = await wharf(
+      [
+        'connectors',
+        'add',
+        '--account',
+        '9',
+        '--engine',
+        'mssql',
+        '--url',
+        `mssql://loader@127.0.0.1:${port}/analytics`,
+        '--password-stdin',
+      ],
+      env,
+      'S3cret;pw\n',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/warehouse check "reach" failed for 127\.0\.0\.1:\d+\/analytics/);
+    expect(r.stderr).not.toContain('S3cret');
+    const list = await wharf(['connectors', 'list', '--json'], env);
+    expect(JSON.parse(list.stdout).some((c: { account: string }) => c.account === '9')).toBe(false);
+  });
+});
+
 describe('a canary password is never shown', () => {
   const canary = `Canary-${randomBytes(6).toString('hex')}@:/?#[]%" x`;
   const role = `wharf_canary_${randomBytes(4).toString('hex')}`;
