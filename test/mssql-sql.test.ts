@@ -804,3 +804,20 @@ describe('a real PostgreSQL COPY (FORMAT csv) file streamed into bulk rows', () 
     await expect(read(windowFile(Buffer.from('not gzip'), 1, columns))).rejects.toThrow();
   });
 });
+
+describe('the freshness table for analysts (_wharf_sync_status)', () => {
+  it('is created and upserted with exact T-SQL, values as parameters, never moving back in time', () => {
+    expect(mssqlDialect.sql.createSyncStatus('tracking')).toBe(
+      "IF OBJECT_ID(N'[tracking].[_wharf_sync_status]', N'U') IS NULL CREATE TABLE [tracking].[_wharf_sync_status] (" +
+        '[stream] NVARCHAR(128) NOT NULL PRIMARY KEY, [window_id] NVARCHAR(200) NOT NULL, ' +
+        '[window_closed_at] DATETIME2(6) NOT NULL, [loaded_at] DATETIME2(6) NOT NULL, [lag_seconds] DECIMAL(18,3) NOT NULL)',
+    );
+    const upsert = mssqlDialect.sql.upsertSyncStatus('a]b');
+    expect(
+      upsert.startsWith(
+        'MERGE INTO [a]]b].[_wharf_sync_status] WITH (HOLDLOCK) AS s USING (SELECT @p1 AS [stream], @p2 AS [window_id], @p3 AS [window_closed_at]) AS u',
+      ),
+    ).toBe(true);
+    expect(upsert).toContain('WHEN MATCHED AND u.[window_closed_at] >= s.[window_closed_at] THEN UPDATE SET');
+  });
+});

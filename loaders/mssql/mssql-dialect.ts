@@ -7,6 +7,7 @@ import {
   LEDGER_TABLE,
   LOADED_AT_COLUMN,
   MIGRATIONS_TABLE,
+  SYNC_STATUS_TABLE,
   WINDOW_COLUMN,
 } from '../dialect.js';
 
@@ -284,6 +285,10 @@ export const QUARANTINE_ROWS_PER_INSERT = 300;
 
 /** The T-SQL of the load flow, plus the statements SQL Server needs beyond the shared `DialectSql`. */
 export interface MssqlSql extends DialectSql {
+  /** Freshness per stream for the customer's analysts (the same table as in PostgreSQL warehouses). */
+  createSyncStatus(schema: string): string;
+  /** Upserts one stream's freshness: `@p1` stream, `@p2` window_id, `@p3` window_closed_at. */
+  upsertSyncStatus(schema: string): string;
   createQuarantine(schema: string): string;
   /** Inserts `rows` quarantine rows; parameters `@p1…` six per row: window_id, stream, primary_key, column_name, reason, raw_value. */
   insertQuarantine(schema: string, rows: number): string;
@@ -361,6 +366,20 @@ export const mssqlSql: MssqlSql = {
       `WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}, [loaded_at]) VALUES (${cols.map((c) => `u.${c}`).join(', ')}, SYSUTCDATETIME());`
     );
   },
+
+  createSyncStatus: (schema) =>
+    `IF OBJECT_ID(${tableLiteral(schema, SYNC_STATUS_TABLE)}, N'U') IS NULL CREATE TABLE ${table(schema, SYNC_STATUS_TABLE)} (` +
+    `[stream] NVARCHAR(128) NOT NULL PRIMARY KEY, [window_id] NVARCHAR(${WINDOW_ID_LENGTH}) NOT NULL, ` +
+    `[window_closed_at] DATETIME2(6) NOT NULL, [loaded_at] DATETIME2(6) NOT NULL, [lag_seconds] DECIMAL(18,3) NOT NULL)`,
+
+  upsertSyncStatus: (schema) =>
+    `MERGE INTO ${table(schema, SYNC_STATUS_TABLE)} WITH (HOLDLOCK) AS s ` +
+    `USING (SELECT @p1 AS [stream], @p2 AS [window_id], @p3 AS [window_closed_at]) AS u ON s.[stream] = u.[stream] ` +
+    `WHEN MATCHED AND u.[window_closed_at] >= s.[window_closed_at] THEN UPDATE SET [window_id] = u.[window_id], ` +
+    `[window_closed_at] = u.[window_closed_at], [loaded_at] = SYSUTCDATETIME(), ` +
+    `[lag_seconds] = DATEDIFF_BIG(MILLISECOND, u.[window_closed_at], SYSUTCDATETIME()) / 1000.0 ` +
+    `WHEN NOT MATCHED THEN INSERT ([stream], [window_id], [window_closed_at], [loaded_at], [lag_seconds]) ` +
+    `VALUES (u.[stream], u.[window_id], u.[window_closed_at], SYSUTCDATETIME(), DATEDIFF_BIG(MILLISECOND, u.[window_closed_at], SYSUTCDATETIME()) / 1000.0);`,
 
   createQuarantine: (schema) =>
     `IF OBJECT_ID(${tableLiteral(schema, QUARANTINE_TABLE)}, N'U') IS NULL CREATE TABLE ${table(schema, QUARANTINE_TABLE)} (` +

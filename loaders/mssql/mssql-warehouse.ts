@@ -110,6 +110,7 @@ export class MssqlWarehouse implements Warehouse {
       await run(tx, s.createSchema(schema));
       await run(tx, s.createMigrationsTable(schema));
       await run(tx, s.createLedger(schema));
+      await run(tx, s.createSyncStatus(schema));
       await run(tx, s.createQuarantine(schema));
       const applied = await run(
         tx,
@@ -392,6 +393,23 @@ class MssqlLoadTransaction implements LoadTransaction {
         ]);
       } catch (error) {
         throw wrap(error, { ...this.#context, window: row.windowId, stream: row.stream });
+      }
+    }
+    // freshness per stream for the customer's analysts
+    const last = new Map<string, LedgerRow>();
+    for (const r of rows) {
+      const seen = last.get(r.stream);
+      if (!seen || r.windowEnd > seen.windowEnd) last.set(r.stream, r);
+    }
+    for (const r of last.values()) {
+      try {
+        await run(this.#tx, mssqlDialect.sql.upsertSyncStatus(this.#schema), [
+          ['p1', sql.NVarChar(128), r.stream],
+          ['p2', sql.NVarChar(WINDOW_ID_LENGTH), r.windowId],
+          ['p3', sql.DateTime2(6), r.windowEnd],
+        ]);
+      } catch (error) {
+        throw wrap(error, { ...this.#context, window: r.windowId, stream: r.stream });
       }
     }
   }
