@@ -18,6 +18,7 @@ import { Secret } from '../core/secret.js';
 import { decodeFile, rowEncoder, stageTimestamp, stageValue } from '../loaders/mssql/bulk-rows.js';
 import {
   classifyMssqlError,
+  missingParentSql,
   mssqlColumnType,
   mssqlDialect,
   mssqlSql,
@@ -819,5 +820,18 @@ describe('the freshness table for analysts (_wharf_sync_status)', () => {
       ),
     ).toBe(true);
     expect(upsert).toContain('WHEN MATCHED AND u.[window_closed_at] >= s.[window_closed_at] THEN UPDATE SET');
+  });
+});
+
+describe('missing parents are found before the MERGE (SQL Server has no deferrable foreign keys)', () => {
+  it('asks with exact T-SQL, only when the parent table exists, comparing converted staged text', () => {
+    const clicks = trackingCatalog.streams.find((s) => s.name === 'clicks')!;
+    const links = trackingCatalog.streams.find((s) => s.name === 'links')!;
+    const linkId = clicks.columns.find((c) => c.name === 'link_id')!;
+    expect(missingParentSql('tracking', clicks, linkId, links.columns.find((c) => c.name === 'id')!)).toBe(
+      "IF OBJECT_ID(N'[tracking].[links]', N'U') IS NOT NULL SELECT TOP (1) st.[link_id] AS [value] " +
+        'FROM [tracking].[_wharf_stage_clicks] AS st WHERE st.[link_id] IS NOT NULL AND NOT EXISTS ' +
+        '(SELECT 1 FROM [tracking].[links] AS p WHERE p.[id] = CONVERT(BIGINT, st.[link_id]))',
+    );
   });
 });

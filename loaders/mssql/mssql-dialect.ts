@@ -132,6 +132,21 @@ export function stagingColumnType(column: Column): string {
 }
 
 /** The expression turning a staged text column into the final column's type (exact: no float on the way). */
+/**
+ * A staged row of `stream` whose `column` names a row missing from the parent table, if the parent table
+ * exists in the schema (the parent stream is synced). SQL Server has no deferrable foreign keys, so the
+ * loader asks before the MERGE: a missing parent then reads as such, and error 547 stays a constraint error.
+ */
+export function missingParentSql(schema: string, stream: Stream, column: Column, parentKey: Column): string {
+  const parent = table(schema, column.references!);
+  return (
+    `IF OBJECT_ID(${literalMssql(parent)}, N'U') IS NOT NULL ` +
+    `SELECT TOP (1) st.${q(column.name)} AS [value] FROM ${table(schema, stagingTableName(stream))} AS st ` +
+    `WHERE st.${q(column.name)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${parent} AS p ` +
+    `WHERE p.${q(parentKey.name)} = ${convertFromStaging(column).replace(q(column.name), `st.${q(column.name)}`)})`
+  );
+}
+
 export function convertFromStaging(column: Column): string {
   const c = q(column.name);
   switch (column.type) {

@@ -14,6 +14,7 @@ import type {
 import { decodeFile } from './bulk-rows.js';
 import {
   classifyMssqlError,
+  missingParentSql,
   mssqlDialect,
   QUARANTINE_ROWS_PER_INSERT,
   quoteMssql,
@@ -71,6 +72,8 @@ export class MssqlWarehouse implements Warehouse {
   readonly dialect = mssqlDialect;
   readonly #config: MssqlWarehouseConfig;
   #pool: Promise<sql.ConnectionPool> | undefined;
+  /** The catalog of the last migrate: parents are looked up in it before each merge. */
+  #catalog: Catalog | undefined;
 
   constructor(config: MssqlWarehouseConfig) {
     this.#config = config;
@@ -93,6 +96,7 @@ export class MssqlWarehouse implements Warehouse {
   }
 
   async migrate(catalog: Catalog, streams: readonly string[]): Promise<void> {
+    this.#catalog = catalog;
     const pool = await this.#connect();
     const schema = this.#config.schema;
     const s = this.dialect.sql;
@@ -198,6 +202,7 @@ export class MssqlWarehouse implements Warehouse {
       this.#config.schema,
       this.#config.batchRows ?? 10_000,
       this.#context(),
+      this.#catalog,
     );
   }
 
@@ -282,11 +287,46 @@ class MssqlLoadTransaction implements LoadTransaction {
   readonly #context: ErrorContext;
   readonly #staged = new Set<string>();
 
-  constructor(tx: sql.Transaction, schema: string, batchRows: number, context: ErrorContext) {
+  readonly #catalog: Catalog | undefined;
+
+  constructor(
+    tx: sql.Transaction,
+    schema: string,
+    batchRows: number,
+    context: ErrorContext,
+    catalog: Catalog | undefined,
+  ) {
     this.#tx = tx;
     this.#schema = schema;
     this.#batchRows = batchRows;
     this.#context = context;
+    this.#catalog = catalog;
+  }
+
+  /** Throws a foreign-key error (SQLSTATE 23503, as the loader expects) when a staged row's parent is missing. */
+  async #checkParents(stream: Stream): Promise<void> {
+    if (!this.#catalog) return;
+    for (const column of stream.columns) {
+      if (!column.references || column.references === stream.name) continue;
+      const parent = this.#catalog.streams.find((x) => x.name === column.references);
+      const key = parent?.columns.find((c) => c.name === parent.primaryKey[0]);
+      if (!parent || !key) continue;
+      const result = await run<{ value: string }>(
+        this.#tx,
+        missingParentSql(this.#schema, stream, column, key),
+      );
+      const row = result.recordset?.[0];
+      if (row) {
+        throw new WharfError(
+          `a ${stream.name} row references ${parent.name} ${column.name} = ${row.value}, which is not in the warehouse`,
+          {
+            code: '23503',
+            context: { ...this.#context, stream: stream.name },
+            hint: 'load the parent stream too (add it with --streams) or replay from an earlier window',
+          },
+        );
+      }
+    }
   }
 
   async stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
@@ -362,19 +402,15 @@ class MssqlLoadTransaction implements LoadTransaction {
   async merge(stream: Stream): Promise<number> {
     const context = { ...this.#context, stream: stream.name };
     try {
+      await this.#checkParents(stream);
       const result = await run(this.#tx, mssqlDialect.sql.merge(this.#schema, stream));
       await run(this.#tx, mssqlDialect.sql.dropStaging(this.#schema, stream));
       this.#staged.delete(stream.name);
       return result.rowsAffected.reduce((n, x) => n + x, 0);
     } catch (error) {
-      const e = wrap(error, context);
-      if ((error as { number?: unknown }).number === 547) {
-        // 547 is a FOREIGN KEY or CHECK conflict. The only CHECKs are ISJSON ones, whose values were checked
-        // before staging, so this is a row whose parent is missing: say so in SQLSTATE terms (23503), which
-        // is what the loader recognises to widen the transaction to later windows.
-        Object.defineProperty(e, 'code', { value: '23503', configurable: true });
-      }
-      throw e;
+      if (error instanceof WharfError) throw error;
+      // parents were checked first, so error 547 here is a CHECK (or a constraint added by hand): terminal
+      throw wrap(error, context);
     }
   }
 
