@@ -36,27 +36,26 @@ export class CommandContext {
   }
 
   source(): Promise<pg.Pool> {
-    if (!this.#source) {
-      const opening = openPool(this.sourceUrl(), 'source', '--source-url / WHARF_SOURCE_URL');
-      // a database that was down is tried again next time
-      opening.catch(() => {
-        if (this.#source === opening) this.#source = undefined;
-      });
-      this.#source = opening;
-    }
+    this.#source ??= this.#open('source', this.sourceUrl(), '--source-url / WHARF_SOURCE_URL', () => {
+      this.#source = undefined;
+    });
     return this.#source;
   }
 
   control(): Promise<pg.Pool> {
-    if (!this.settings.controlUrl) return this.source();
-    if (!this.#control) {
-      const opening = openPool(this.settings.controlUrl, 'control', '--control-url / WHARF_CONTROL_URL');
-      opening.catch(() => {
-        if (this.#control === opening) this.#control = undefined;
-      });
-      this.#control = opening;
-    }
+    const url = this.settings.controlUrl;
+    if (!url) return this.source();
+    this.#control ??= this.#open('control', url, '--control-url / WHARF_CONTROL_URL', () => {
+      this.#control = undefined;
+    });
     return this.#control;
+  }
+
+  /** Opens a pool; when that fails, `forget` clears it so that a database that was down is tried again. */
+  #open(role: string, url: string, flagHint: string, forget: () => void): Promise<pg.Pool> {
+    const opening = openPool(url, role, flagHint);
+    opening.catch(forget);
+    return opening;
   }
 
   store(): StagingStore {

@@ -8,7 +8,6 @@ const VERSION = '0.1.0';
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage error). */
 export async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
-  let usageFailure: string | undefined;
   const parser = yargs([...argv])
     .scriptName('wharf')
     .usage("$0 <command> [options]\n\nKeep a SaaS platform's data in its customers' own warehouses.")
@@ -40,12 +39,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((message, error) => {
       if (error) throw error;
-      usageFailure = message;
       throw new UsageError(message, 'run `wharf --help` for usage');
     });
   try {
     await parser.parseAsync();
-    return usageFailure === undefined ? 0 : 2;
+    return 0;
   } catch (error) {
     return reportError(error, verbose);
   }

@@ -1,6 +1,5 @@
-import { connect } from 'node:net';
 import sql from 'mssql';
-import type { CheckReport, CheckResult } from '../connectors/checks-postgres.js';
+import { type CheckReport, type CheckResult, reach } from '../connectors/checks-postgres.js';
 import type { ConnectionSettings } from '../connectors/connection-url.js';
 import { errorMessage } from '../core/errors.js';
 import { redact, type Secret } from '../core/secret.js';
@@ -55,58 +54,56 @@ export async function checkMssqlWarehouse(
         name,
         ok: false,
         durationMs: performance.now() - started,
-        message: `${redact(errorMessage(error), [password])}; ${FIX[name] ?? ''}`,
+        message: [redact(errorMessage(error), [password]), FIX[name]].filter(Boolean).join('; '),
         ...(code ? { code } : {}),
       });
       return false;
     }
   };
-  try {
-    const ok =
-      (await step('reach', () => tcpReach(settings.host, settings.port))) &&
-      (await step('connect (TLS and login)', async () => {
+  // in order; the first failure ends the run
+  const checksInOrder: [string, () => Promise<void>][] = [
+    [
+      'reach',
+      async () => {
+        (await reach(settings, 5000)).destroy();
+      },
+    ],
+    [
+      'connect (TLS and login)',
+      async () => {
         pool = new sql.ConnectionPool(mssqlDriverConfig(mssqlConnection(settings, password)) as sql.config);
         pool.on('error', () => {});
         await pool.connect();
-      })) &&
-      (await step('schema', async () => {
+      },
+    ],
+    [
+      'schema',
+      async () => {
         const r = pool!.request();
         r.input('schema', sql.NVarChar, schema);
         await r.query(`IF SCHEMA_ID(@schema) IS NULL EXEC(N'CREATE SCHEMA ' + QUOTENAME(@schema))`);
-      })) &&
-      (await step('create table', async () => {
+      },
+    ],
+    [
+      'create table',
+      async () => {
         await pool!
           .request()
           .query(`CREATE TABLE ${quoteMssql(schema)}.[_wharf_probe] (id INT NOT NULL PRIMARY KEY)`);
-      })) &&
-      (await step('insert and drop the probe', async () => {
+      },
+    ],
+    [
+      'insert and drop the probe',
+      async () => {
         await pool!.request().query(`INSERT INTO ${quoteMssql(schema)}.[_wharf_probe] (id) VALUES (1)`);
         await pool!.request().query(`DROP TABLE ${quoteMssql(schema)}.[_wharf_probe]`);
-      }));
-    void ok;
+      },
+    ],
+  ];
+  try {
+    for (const [name, work] of checksInOrder) if (!(await step(name, work))) break;
   } finally {
     await pool?.close().catch(() => {});
   }
   return { ok: checks.every((c) => c.ok), target, checks };
-}
-
-function tcpReach(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, timeout: 5000 });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      reject(Object.assign(new Error(`cannot reach ${host}:${port} (timeout)`), { code: 'ETIMEDOUT' }));
-    });
-    socket.once('error', (e) =>
-      reject(
-        Object.assign(new Error(`cannot reach ${host}:${port} (${(e as NodeJS.ErrnoException).code})`), {
-          code: (e as NodeJS.ErrnoException).code,
-        }),
-      ),
-    );
-  });
 }

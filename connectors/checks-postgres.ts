@@ -60,8 +60,8 @@ function endpoint(settings: ConnectionSettings): string {
   return `${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${settings.port}`;
 }
 
-/** Opens a TCP connection; rejects with a CheckFailure naming host and port. */
-function reach(settings: ConnectionSettings, timeoutMs: number): Promise<Socket> {
+/** Opens a TCP connection; rejects with an error naming host and port, its `code` and the fix. Any engine. */
+export function reach(settings: ConnectionSettings, timeoutMs: number): Promise<Socket> {
   const where = endpoint(settings);
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: settings.host, port: settings.port });
@@ -81,7 +81,9 @@ function reach(settings: ConnectionSettings, timeoutMs: number): Promise<Socket>
       const code = error.code;
       const why =
         code === 'ECONNREFUSED'
-          ? 'connection refused; check the port, and that PostgreSQL listens on this address (listen_addresses)'
+          ? settings.engine === 'postgres'
+            ? 'connection refused; check the port, and that PostgreSQL listens on this address (listen_addresses)'
+            : 'connection refused; check the port, and that SQL Server accepts TCP connections on it (SQL Server Configuration Manager, firewall)'
           : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
             ? 'the host name does not resolve; check the host in the URL'
             : code === 'EHOSTUNREACH' || code === 'ENETUNREACH'

@@ -96,17 +96,7 @@ function parseUrlForm(text: string, engine: WarehouseEngine): ParsedConnection {
   if (database === '' || database.includes('/')) throw invalid('names no database (…@host:port/database)');
   if (user === '') throw invalid('names no user (…://user:password@host…)');
   if (engine === 'postgres' && options.sslmode !== undefined) sslMode(options.sslmode);
-  const settings: ConnectionSettings = {
-    engine,
-    host,
-    port: parsePort(u.port, engine),
-    database,
-    user,
-    options,
-  };
-  return password === undefined || password === ''
-    ? { settings }
-    : { settings, password: new Secret(password) };
+  return parsed({ engine, host, port: parsePort(u.port, engine), database, user, options }, password);
 }
 
 /** Splits `a=1;b={x;y}` into pairs, honouring JDBC's `{…}` quoting. */
@@ -176,14 +166,14 @@ function parseJdbcForm(rest: string): ParsedConnection {
   }
   if (database === '') throw invalid('names no database (…;database=name)');
   if (user === '') throw invalid('names no user (…;user=name)');
-  const settings: ConnectionSettings = {
-    engine: 'mssql',
-    host,
-    port: parsePort(hostPort[3] ?? '', 'mssql'),
-    database,
-    user,
-    options,
-  };
+  return parsed(
+    { engine: 'mssql', host, port: parsePort(hostPort[3] ?? '', 'mssql'), database, user, options },
+    password,
+  );
+}
+
+/** Settings and, when there is one, the password as a `Secret` (an empty password is none). */
+function parsed(settings: ConnectionSettings, password: string | undefined): ParsedConnection {
   return password === undefined || password === ''
     ? { settings }
     : { settings, password: new Secret(password) };

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { UsageError, WharfError } from '../core/errors.js';
+import { inTransaction } from '../core/pg-transaction.js';
 import { Secret } from '../core/secret.js';
 import { quotePg } from '../loaders/postgres/quote.js';
 import type { ConnectionSettings, WarehouseEngine } from './connection-url.js';
@@ -153,7 +154,7 @@ export class ConnectorStore {
     const schema = input.schema ?? 'tracking';
     if (schema.trim() === '') throw new UsageError('the warehouse schema name is empty');
     const s = this.#s;
-    return this.#transaction(async (client) => {
+    return inTransaction(this.#pool, async (client) => {
       const master = await currentMasterKey(client, this.#schema, this.#keys.current);
       let id: string;
       await client.query('savepoint add_connector');
@@ -279,7 +280,7 @@ export class ConnectorStore {
   async rotate(id: string | number, change: RotateInput): Promise<Connector> {
     const connectorId = checkId(id, 'a connector id');
     const s = this.#s;
-    return this.#transaction(async (client) => {
+    return inTransaction(this.#pool, async (client) => {
       const locked = await client.query<{ engine: string }>(
         `select engine from ${s}.connectors where id = $1 for update`,
         [connectorId],
@@ -345,20 +346,5 @@ export class ConnectorStore {
       throw await this.#duplicate(this.#pool, account ?? '?');
     }
     return this.get(connectorId);
-  }
-
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('begin');
-      const result = await work(client);
-      await client.query('commit');
-      return result;
-    } catch (error) {
-      await client.query('rollback').catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { WharfError } from '../core/errors.js';
+import { inTransaction } from '../core/pg-transaction.js';
 import { quotePg } from '../loaders/postgres/quote.js';
 import { rewrap } from './envelope.js';
 import type { MasterKey } from './master-key.js';
@@ -87,21 +88,6 @@ export async function currentMasterKey(
     });
   }
   return key.withVersion(row.version);
-}
-
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    const result = await work(client);
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
 }
 
 /** Re-wraps up to `limit` data keys still wrapped by `oldMaster`; returns how many. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inTransaction } from '../core/pg-transaction.js';
 import { quotePg } from '../loaders/postgres/quote.js';
 
 /**
@@ -103,8 +104,7 @@ export const controlMigrations: readonly ControlMigration[] = [
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */
 export async function migrateControl(client: pg.ClientBase, schemaName: string): Promise<void> {
   const s = quotePg(schemaName);
-  await client.query('begin');
-  try {
+  await inTransaction(client, async () => {
     // one migrator at a time, whatever the number of processes
     await client.query('select pg_advisory_xact_lock(hashtext($1))', [`wharf.control.${schemaName}`]);
     await client.query(`create schema if not exists ${s}`);
@@ -124,9 +124,5 @@ export async function migrateControl(client: pg.ClientBase, schemaName: string):
         m.description,
       ]);
     }
-    await client.query('commit');
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  }
+  });
 }

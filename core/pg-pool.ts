@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
 import { WharfError } from './errors.js';
 import { redactUrls } from './secret.js';
 
@@ -30,12 +31,8 @@ export async function openPool(url: string, role: string, flagHint: string, max 
   } catch (error) {
     await pool.end().catch(() => {});
     const code = (error as { code?: string }).code;
-    const transient =
-      code === 'ECONNREFUSED' ||
-      code === 'ETIMEDOUT' ||
-      code === 'ENOTFOUND' ||
-      code?.startsWith('08') ||
-      code === '57P03';
+    // a name that does not resolve yet (DNS during a restart) is worth another try too
+    const transient = classifyPgError(error) === 'transient' || code === 'ENOTFOUND';
     throw new WharfError(
       `cannot connect to the ${role} database at ${describePgUrl(url)}: ${redactUrls((error as Error).message || String(code))}`,
       {

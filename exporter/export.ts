@@ -12,6 +12,7 @@ import { literalPg, quotePg } from '../loaders/postgres/quote.js';
 import {
   MANIFEST_FORMAT_VERSION,
   type ManifestFile,
+  readManifest,
   serializeManifest,
   type WindowManifest,
 } from '../staging/manifest.js';
@@ -158,12 +159,18 @@ export async function exportWindows(options: ExportOptions): Promise<ExportSumma
       locked = true;
     }
 
+    const last = await control.query<{ end_at: Date | null }>(
+      `select max(end_at) as end_at from ${cs}.windows where format = $1`,
+      [options.format.name],
+    );
+    const exportedUpTo = last.rows[0]?.end_at ?? null;
     const source = await options.source.connect();
     let mark: Awaited<ReturnType<typeof readWatermark>>;
     let oldest: Date | undefined;
     try {
       mark = await readWatermark(source, options.settleMs, options.longTransactionMs);
-      oldest = await oldestChange(source, options);
+      // the oldest change only matters before the first window: where history starts
+      if (!exportedUpTo) oldest = await oldestChange(source, options);
     } finally {
       source.release();
     }
@@ -173,11 +180,7 @@ export async function exportWindows(options: ExportOptions): Promise<ExportSumma
     // windows spanned by long transactions that have ended since: re-check them
     summary.revisions += await recheckAfterLongTransactions(options, control, cs, mark.blockers, log);
 
-    const last = await control.query<{ end_at: Date | null }>(
-      `select max(end_at) as end_at from ${cs}.windows where format = $1`,
-      [options.format.name],
-    );
-    const cursor = last.rows[0]?.end_at ?? initialCursor(oldest, mark.watermark, options.sizes);
+    const cursor = exportedUpTo ?? initialCursor(oldest, mark.watermark, options.sizes);
     const windows = planWindows(cursor, mark.watermark, options.sizes, options.maxWindows);
     log.debug({ cursor, watermark: mark.watermark, windows: windows.length }, 'planned windows');
 
@@ -279,8 +282,7 @@ async function recheckAfterLongTransactions(
     );
     for (const w of spanned.rows) {
       const window = makeWindow(w.start_at, w.end_at, w.revision);
-      const manifestText = await readText(options.store, manifestKey(options.format, window));
-      const stored = JSON.parse(manifestText) as WindowManifest;
+      const stored = await readManifest(options.store, manifestKey(options.format, window));
       const now = await checksumWindow(options, window);
       const changed = options.catalog.streams.some(
         (s) => (stored.streams[s.name]?.checksum ?? '0:0000000000000000') !== now[s.name],
@@ -301,12 +303,6 @@ async function recheckAfterLongTransactions(
     );
   }
   return revisions;
-}
-
-async function readText(store: StagingStore, key: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of await store.get(key)) chunks.push(Buffer.from(c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Exports a window; when staged files of it differ from the source now, moves on to the next revision. */
@@ -359,17 +355,12 @@ async function checksumWindow(options: ExportOptions, window: TimeWindow): Promi
   try {
     await beginSnapshot(client);
     for (const stream of options.catalog.streams) {
-      const sum = new StreamChecksum();
-      const pkIndex = stream.columns.findIndex((c) => c.name === stream.primaryKey[0]);
-      const changeIndex = stream.columns.findIndex((c) => c.name === stream.changeColumn);
+      const sum = new StreamChecksum(stream);
       const copy = client.query(
         copyTo(copySql(stream, options.format, options.sourceSchema, window.start, window.end)),
       );
       for await (const batch of readCopyRecords(copy)) {
-        for (const record of batch) {
-          const head = record.head(Math.max(pkIndex, changeIndex) + 1);
-          sum.add(head[pkIndex] ?? '', head[changeIndex] ?? '');
-        }
+        for (const record of batch) sum.addRecord(record);
       }
       out[stream.name] = sum.toString();
     }
@@ -430,10 +421,7 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
   try {
     await beginSnapshot(client);
     for (const stream of options.catalog.streams) {
-      const sum = new StreamChecksum();
-      const pkIndex = stream.columns.findIndex((c) => c.name === stream.primaryKey[0]);
-      const changeIndex = stream.columns.findIndex((c) => c.name === stream.changeColumn);
-      const headCount = Math.max(pkIndex, changeIndex) + 1;
+      const sum = new StreamChecksum(stream);
       let account: string | undefined;
       let accountRows = 0;
       let sink: ReturnType<FileFormat['open']> | undefined;
@@ -469,8 +457,7 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
               spool = openSpool(spoolDir);
               sink = options.format.open(stream, spool.out);
             }
-            const head = record.head(headCount);
-            sum.add(head[pkIndex] ?? '', head[changeIndex] ?? '');
+            sum.addRecord(record);
             accountRows++;
             const wait = sink!.write(record);
             if (wait) await wait;

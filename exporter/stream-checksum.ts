@@ -1,12 +1,31 @@
+import type { Stream } from '../catalog/types.js';
+import type { CopyRecord } from './writers/file-format.js';
+
 /**
  * An order-independent checksum of a stream's `(primary key, updated_at)` pairs: two 32-bit
  * FNV-1a-style hashes per pair, summed modulo 2^32, plus the count. The same rows in any order give
  * the same checksum; it is cheap enough to compute on every exported row.
  */
 export class StreamChecksum {
+  readonly #keyIndex: number;
+  readonly #changeIndex: number;
+  readonly #head: number;
   #a = 0;
   #b = 0;
   #count = 0;
+
+  /** A checksum of `stream`'s records, whose fields are in the stream's column order. */
+  constructor(stream: Stream) {
+    this.#keyIndex = stream.columns.findIndex((c) => c.name === stream.primaryKey[0]);
+    this.#changeIndex = stream.columns.findIndex((c) => c.name === stream.changeColumn);
+    this.#head = Math.max(this.#keyIndex, this.#changeIndex) + 1;
+  }
+
+  /** Adds one COPY record (only its leading fields are decoded). */
+  addRecord(record: CopyRecord): void {
+    const head = record.head(this.#head);
+    this.add(head[this.#keyIndex] ?? '', head[this.#changeIndex] ?? '');
+  }
 
   add(key: string, changedAt: string): void {
     let h1 = 0x811c9dc5;

@@ -26,6 +26,8 @@ export interface DialectSql {
   createSchema(schema: string): string;
   createMigrationsTable(schema: string): string;
   createLedger(schema: string): string;
+  /** Freshness per stream for the customer's analysts (`_wharf_sync_status`). */
+  createSyncStatus(schema: string): string;
   /** The final table of a stream; `foreignKeys` lists the parent streams that are synced too. */
   createTable(schema: string, stream: Stream, foreignKeys: readonly string[]): string[];
   /** Adds a column introduced by a newer catalog version. */

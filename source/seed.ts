@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { getStream } from '../catalog/types.js';
 import { UsageError, WharfError } from '../core/errors.js';
+import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
 import { quotePg } from '../loaders/postgres/quote.js';
 import { deterministicUuid, hash32, Random } from './random.js';
 import {
@@ -154,7 +155,7 @@ export async function seedSource(client: pg.ClientBase, options: SeedOptions): P
     if (error instanceof WharfError) throw error;
     const code = (error as { code?: string }).code;
     throw new WharfError(`seeding the source schema "${schema}" failed: ${(error as Error).message}`, {
-      kind: code?.startsWith('08') || code === '40P01' || code === '40001' ? 'transient' : 'terminal',
+      kind: classifyPgError(error),
       cause: error,
       ...(code ? { code } : {}),
     });

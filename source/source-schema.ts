@@ -2,6 +2,8 @@ import type pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { Catalog, Column, Stream } from '../catalog/types.js';
 import { WharfError } from '../core/errors.js';
+import { inTransaction } from '../core/pg-transaction.js';
+import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
 import { literalPg, quotePg } from '../loaders/postgres/quote.js';
 
 /** Options of `initSource`. */
@@ -162,31 +164,30 @@ $wharf_stamp$`;
 export async function initSource(client: pg.ClientBase, options: SourceSchemaOptions = {}): Promise<void> {
   const schema = options.schema ?? 'public';
   const catalog = options.catalog ?? trackingCatalog;
-  await client.query('begin');
   try {
-    await client.query(`select pg_advisory_xact_lock(hashtext('wharf.source'), hashtext($1))`, [schema]);
-    await client.query(`create schema if not exists ${quotePg(schema)}`);
-    await client.query(stampFunctionDdl(schema));
-    const existing = await client.query<{ table: string; trigger: string }>(
-      `select c.relname as table, t.tgname as trigger
+    await inTransaction(client, async () => {
+      await client.query(`select pg_advisory_xact_lock(hashtext('wharf.source'), hashtext($1))`, [schema]);
+      await client.query(`create schema if not exists ${quotePg(schema)}`);
+      await client.query(stampFunctionDdl(schema));
+      const existing = await client.query<{ table: string; trigger: string }>(
+        `select c.relname as table, t.tgname as trigger
          from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = $1 and not t.tgisinternal`,
-      [schema],
-    );
-    const triggers = new Set(existing.rows.map((r) => `${r.table}\u0000${r.trigger}`));
-    for (const stream of catalog.streams) {
-      const s = tableStatements(stream, schema, catalog);
-      await client.query(s.createTable);
-      for (const index of s.indexes) await client.query(index);
-      if (!triggers.has(`${stream.name}\u0000${s.triggerName}`)) await client.query(s.trigger);
-    }
-    await client.query('commit');
+        [schema],
+      );
+      const triggers = new Set(existing.rows.map((r) => `${r.table}\u0000${r.trigger}`));
+      for (const stream of catalog.streams) {
+        const s = tableStatements(stream, schema, catalog);
+        await client.query(s.createTable);
+        for (const index of s.indexes) await client.query(index);
+        if (!triggers.has(`${stream.name}\u0000${s.triggerName}`)) await client.query(s.trigger);
+      }
+    });
   } catch (error) {
-    await client.query('rollback').catch(() => {});
     if (error instanceof WharfError) throw error;
     const code = (error as { code?: string }).code;
     throw new WharfError(`cannot create the source schema "${schema}": ${(error as Error).message}`, {
-      kind: code?.startsWith('08') || code === '40P01' || code === '40001' ? 'transient' : 'terminal',
+      kind: classifyPgError(error),
       cause: error,
       hint: code === '42501' ? 'the source user needs CREATE on the database and schema' : undefined,
       ...(code ? { code } : {}),

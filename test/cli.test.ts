@@ -75,36 +75,21 @@ describe('wharf CLI', () => {
     expect((await wharf(['source', 'init'], env)).code).toBe(0);
     const seeded = await wharf(['seed', '--accounts', '2', '--rows', '2000', '--seed', '3', '--json'], env);
     expect(seeded.code, seeded.stderr).toBe(0);
-    const add = await wharf(
-      [
-        'connectors',
-        'add',
-        '--account',
-        '1',
-        '--engine',
-        'postgres',
-        '--url',
-        `${warehouseUrl}?sslmode=disable`,
-        '--json',
-      ],
-      env,
-    );
+    const addFirst = [
+      'connectors',
+      'add',
+      '--account',
+      '1',
+      '--engine',
+      'postgres',
+      '--url',
+      `${warehouseUrl}?sslmode=disable`,
+    ];
+    const add = await wharf([...addFirst, '--json'], env);
     expect(add.code, add.stderr).toBe(0);
     const { id } = JSON.parse(add.stdout) as { id: string };
     expect(id).toMatch(/^\d+$/);
-    const second = await wharf(
-      [
-        'connectors',
-        'add',
-        '--account',
-        '1',
-        '--engine',
-        'postgres',
-        '--url',
-        `${warehouseUrl}?sslmode=disable`,
-      ],
-      env,
-    );
+    const second = await wharf(addFirst, env);
     expect(second.code).not.toBe(0);
     expect(second.stderr).toMatch(new RegExp(`wharf connectors disable ${id}`));
 

@@ -87,9 +87,6 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       };
       const onTerm = onSignal('SIGTERM');
       const onInt = onSignal('SIGINT');
-      // while it runs, the scheduler alone handles these signals: another listener (a dependency's exit
-      // hook) would end the process before the loads under way commit or roll back
-      const others = detachListeners(['SIGTERM', 'SIGINT']);
       process.once('SIGTERM', onTerm);
       process.once('SIGINT', onInt);
       ctx.logger.info(
@@ -101,7 +98,6 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       } finally {
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
-        others.restore();
       }
       ctx.logger.info('stopped');
     } finally {
@@ -109,17 +105,6 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
     }
   }),
 };
-
-/** Removes the current listeners of some signals; `restore` puts them back. */
-function detachListeners(signals: readonly NodeJS.Signals[]): { restore(): void } {
-  const saved = signals.map((signal) => ({ signal, listeners: process.listeners(signal) }));
-  for (const { signal, listeners } of saved) for (const l of listeners) process.off(signal, l);
-  return {
-    restore: () => {
-      for (const { signal, listeners } of saved) for (const l of listeners) process.on(signal, l);
-    },
-  };
-}
 
 /** A tick's report for a person. */
 export function tickLines(report: TickReport): string[] {

@@ -300,8 +300,6 @@ export const QUARANTINE_ROWS_PER_INSERT = 300;
 
 /** The T-SQL of the load flow, plus the statements SQL Server needs beyond the shared `DialectSql`. */
 export interface MssqlSql extends DialectSql {
-  /** Freshness per stream for the customer's analysts (the same table as in PostgreSQL warehouses). */
-  createSyncStatus(schema: string): string;
   /** Upserts one stream's freshness: `@p1` stream, `@p2` window_id, `@p3` window_closed_at. */
   upsertSyncStatus(schema: string): string;
   createQuarantine(schema: string): string;

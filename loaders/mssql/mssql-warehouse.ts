@@ -3,6 +3,7 @@ import type { Catalog, Stream } from '../../catalog/types.js';
 import { type ErrorContext, errorMessage, WharfError } from '../../core/errors.js';
 import { LEDGER_TABLE, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
 import { addPairs } from '../group-sets.js';
+import { planMigration, stepStatements } from '../migration-plan.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -122,24 +123,16 @@ export class MssqlWarehouse implements Warehouse {
       );
       const current = Number(applied.recordset[0]?.version ?? 0);
       const existing = await this.#existingColumns(tx);
-      for (const stream of catalog.streams) {
-        if (!streams.includes(stream.name)) continue;
-        const have = existing.get(stream.name);
-        if (!have) {
-          for (const statement of s.createTable(schema, stream, streams)) await run(tx, statement);
-          continue;
-        }
-        for (const column of stream.columns) {
-          if (have.has(column.name)) continue;
-          if ((column.since ?? 1) > current) {
-            await run(tx, s.addColumn(schema, stream, column));
-            continue;
-          }
-          throw new WharfError(`warehouse table ${schema}.${stream.name} has no column ${column.name}`, {
-            context: { ...this.#context(), stream: stream.name },
-            hint: `the table was changed by hand; restore the column (${column.name} ${this.dialect.columnType(column)}) or drop the table and replay the connector`,
-          });
-        }
+      for (const step of planMigration(
+        catalog,
+        streams,
+        existing,
+        current,
+        this.dialect,
+        schema,
+        this.#context(),
+      )) {
+        for (const statement of stepStatements(step, this.dialect, schema, streams)) await run(tx, statement);
       }
       if (catalog.version > current) {
         await run(

@@ -1,6 +1,13 @@
 import type { Column, Stream } from '../../catalog/types.js';
 import { classifyUnknown, type ErrorKind } from '../../core/errors.js';
-import { type Dialect, LEDGER_TABLE, LOADED_AT_COLUMN, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
+import {
+  type Dialect,
+  LEDGER_TABLE,
+  LOADED_AT_COLUMN,
+  MIGRATIONS_TABLE,
+  SYNC_STATUS_TABLE,
+  WINDOW_COLUMN,
+} from '../dialect.js';
 import { quotePg } from './quote.js';
 
 const q = quotePg;
@@ -70,6 +77,8 @@ export const postgresDialect: Dialect = {
       `create table if not exists ${table(schema, MIGRATIONS_TABLE)} (version int primary key, catalog text not null, description text not null, applied_at timestamptz not null default now())`,
     createLedger: (schema) =>
       `create table if not exists ${table(schema, LEDGER_TABLE)} (window_id text not null, stream text not null, rows bigint not null, sha256 text not null, files int not null default 0, window_start timestamptz, window_end timestamptz, loaded_at timestamptz not null default now(), primary key (window_id, stream))`,
+    createSyncStatus: (schema) =>
+      `create table if not exists ${table(schema, SYNC_STATUS_TABLE)} (stream text primary key, source_high_water timestamptz, window_id text not null, window_closed_at timestamptz not null, loaded_at timestamptz not null, lag_seconds numeric not null)`,
     createTable: (schema, stream, foreignKeys) => {
       const cols = stream.columns.map(
         (c) => `${q(c.name)} ${pgColumnType(c)}${c.nullable ? '' : ' not null'}`,

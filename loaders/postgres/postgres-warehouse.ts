@@ -4,8 +4,10 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
+import { inTransaction } from '../../core/pg-transaction.js';
 import { LEDGER_TABLE, MIGRATIONS_TABLE, SYNC_STATUS_TABLE } from '../dialect.js';
 import { addPairs } from '../group-sets.js';
+import { planMigration, stepStatements } from '../migration-plan.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -70,48 +72,38 @@ export class PostgresWarehouse implements Warehouse {
     const client = await this.#connect();
     const schema = this.#config.schema;
     const sql = this.dialect.sql;
-    await client.query('begin');
     try {
-      await client.query('select pg_advisory_xact_lock(hashtext($1))', [`wharf.warehouse.${schema}`]);
-      await client.query(sql.createSchema(schema));
-      await client.query(sql.createMigrationsTable(schema));
-      await client.query(sql.createLedger(schema));
-      await client.query(
-        `create table if not exists ${q(schema)}.${q(SYNC_STATUS_TABLE)} (stream text primary key, source_high_water timestamptz, window_id text not null, window_closed_at timestamptz not null, loaded_at timestamptz not null, lag_seconds numeric not null)`,
-      );
-      const applied = await client.query<{ version: number | null }>(
-        `select max(version) as version from ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
-      );
-      const current = applied.rows[0]?.version ?? 0;
-      const existing = await this.#existingColumns(client);
-      for (const stream of catalog.streams) {
-        if (!streams.includes(stream.name)) continue;
-        const have = existing.get(stream.name);
-        if (!have) {
-          for (const statement of sql.createTable(schema, stream, streams)) await client.query(statement);
-          continue;
-        }
-        for (const column of stream.columns) {
-          if (have.has(column.name)) continue;
-          if ((column.since ?? 1) > current) {
-            await client.query(sql.addColumn(schema, stream, column));
-            continue;
-          }
-          throw new WharfError(`warehouse table ${schema}.${stream.name} has no column ${column.name}`, {
-            context: { ...this.#context(), stream: stream.name },
-            hint: `the table was changed by hand; restore the column (${column.name} ${this.dialect.columnType(column)}) or drop the table and replay the connector`,
-          });
-        }
-      }
-      if (catalog.version > current) {
-        await client.query(
-          `insert into ${q(schema)}.${q(MIGRATIONS_TABLE)} (version, catalog, description) values ($1, $2, $3) on conflict do nothing`,
-          [catalog.version, catalog.name, `catalog ${catalog.name} version ${catalog.version}`],
+      await inTransaction(client, async () => {
+        await client.query('select pg_advisory_xact_lock(hashtext($1))', [`wharf.warehouse.${schema}`]);
+        await client.query(sql.createSchema(schema));
+        await client.query(sql.createMigrationsTable(schema));
+        await client.query(sql.createLedger(schema));
+        await client.query(sql.createSyncStatus(schema));
+        const applied = await client.query<{ version: number | null }>(
+          `select max(version) as version from ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
         );
-      }
-      await client.query('commit');
+        const current = applied.rows[0]?.version ?? 0;
+        const existing = await this.#existingColumns(client);
+        for (const step of planMigration(
+          catalog,
+          streams,
+          existing,
+          current,
+          this.dialect,
+          schema,
+          this.#context(),
+        )) {
+          for (const statement of stepStatements(step, this.dialect, schema, streams))
+            await client.query(statement);
+        }
+        if (catalog.version > current) {
+          await client.query(
+            `insert into ${q(schema)}.${q(MIGRATIONS_TABLE)} (version, catalog, description) values ($1, $2, $3) on conflict do nothing`,
+            [catalog.version, catalog.name, `catalog ${catalog.name} version ${catalog.version}`],
+          );
+        }
+      });
     } catch (error) {
-      await client.query('rollback').catch(() => {});
       throw withContext(error, this.#context());
     }
   }
