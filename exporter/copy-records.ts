@@ -44,6 +44,7 @@ export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGene
   let carry: Buffer[] = [];
   let carryBytes = 0;
   let inQuote = false;
+  const account = new AccountReader();
 
   for await (const input of source) {
     const chunk = typeof input === 'string' ? Buffer.from(input) : input;
@@ -95,7 +96,7 @@ export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGene
       } else {
         raw = chunk.subarray(start, nl + 1);
       }
-      out.push(new CsvRecord(raw, firstField(raw)));
+      out.push(new CsvRecord(raw, account.read(raw)));
       start = p = nl + 1;
       if (p >= len) break;
     }
@@ -115,12 +116,36 @@ export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGene
   }
 }
 
-/** The first field's text: the tenant column (never NULL in practice; NULL reads as ''). */
-function firstField(raw: Buffer): string {
-  if (raw[0] === QUOTE) return decodeFields(raw, 1)[0] ?? '';
-  let end = raw.indexOf(COMMA);
-  if (end < 0) end = raw.length - 1;
-  return raw.toString('utf8', 0, end);
+/**
+ * Reads the first field's text: the tenant column (never NULL in practice; NULL reads as ''). Records come
+ * sorted by tenant, so the previous record's text is reused while the bytes are the same.
+ */
+class AccountReader {
+  #bytes: Buffer = Buffer.alloc(0);
+  #text: string | undefined;
+
+  read(raw: Buffer): string {
+    if (raw[0] === QUOTE) {
+      this.#text = undefined;
+      return decodeFields(raw, 1)[0] ?? '';
+    }
+    let end = raw.indexOf(COMMA);
+    if (end < 0) end = raw.length - 1;
+    const last = this.#bytes;
+    if (this.#text !== undefined && end === last.length) {
+      let same = true;
+      for (let i = 0; i < end; i++) {
+        if (raw[i] !== last[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.#text;
+    }
+    this.#bytes = Buffer.from(raw.subarray(0, end));
+    this.#text = raw.toString('utf8', 0, end);
+    return this.#text;
+  }
 }
 
 /**

@@ -2,8 +2,10 @@ import { parse } from 'csv-parse/sync';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Stream } from '../catalog/types.js';
 import { WharfError } from '../core/errors.js';
 import { decodeFields, readCopyRecords } from '../exporter/copy-records.js';
+import { StreamChecksum } from '../exporter/stream-checksum.js';
 import type { CopyRecord } from '../exporter/writers/file-format.js';
 import { createDatabase } from './helpers/databases.js';
 
@@ -134,6 +136,47 @@ describe('readCopyRecords', () => {
         records.map((r) => r.raw.toString('hex')),
         name,
       ).toEqual(whole);
+    }
+  });
+
+  it('checksums records from their bytes exactly as from their decoded text (quoted, non-ASCII, NULL, last field)', async () => {
+    const records = await split(chunked(copyOutput, () => 4096));
+    const column = (name: string, type: 'bigint' | 'text' | 'jsonb' | 'numeric') => ({
+      name,
+      type,
+      nullable: true,
+    });
+    const table = (primaryKey: string, changeColumn: string): Stream => ({
+      name: 't',
+      columns: [
+        column('account_id', 'bigint'),
+        column('id', 'bigint'),
+        column('a', 'text'),
+        column('b', 'text'),
+        column('doc', 'jsonb'),
+        column('n', 'numeric'),
+      ],
+      primaryKey: [primaryKey],
+      changeColumn,
+      tenantColumn: 'account_id',
+      parents: [],
+      since: 1,
+    });
+    // awkward key and change values; a plain key with the change value in the last field
+    for (const [key, change, k, c] of [
+      ['a', 'b', 2, 3],
+      ['id', 'n', 1, 5],
+      ['b', 'id', 3, 1],
+    ] as const) {
+      const fromBytes = new StreamChecksum(table(key, change));
+      const fromText = new StreamChecksum(table(key, change));
+      for (const record of records) {
+        fromBytes.addRecord(record);
+        const fields = record.fields();
+        fromText.add(fields[k] ?? '', fields[c] ?? '');
+      }
+      expect(fromBytes.count).toBe(rowCount);
+      expect(fromBytes.toString(), `${key}/${change}`).toBe(fromText.toString());
     }
   });
 

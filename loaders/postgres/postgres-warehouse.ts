@@ -5,7 +5,13 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
 import { inTransaction } from '../../core/pg-transaction.js';
-import { LEDGER_TABLE, MIGRATIONS_TABLE, SYNC_STATUS_TABLE } from '../dialect.js';
+import {
+  LEDGER_TABLE,
+  LOADED_AT_COLUMN,
+  MIGRATIONS_TABLE,
+  SYNC_STATUS_TABLE,
+  WINDOW_COLUMN,
+} from '../dialect.js';
 import { addPairs } from '../group-sets.js';
 import { planMigration, stepStatements } from '../migration-plan.js';
 import type {
@@ -23,6 +29,13 @@ const q = quotePg;
 
 /** From this many staged rows into an empty table, its indexes are built after the insert instead of during it. */
 const BULK_REBUILD_ROWS = 50_000;
+
+/**
+ * Memory for the sorts of a big batch (the dedupe, and building keys and indexes on the empty-table path),
+ * set for the load transaction only. `server` keeps the warehouse's own settings.
+ */
+const WORK_MEM = process.env.WHARF_PG_WORK_MEM ?? '256MB';
+const MAINTENANCE_WORK_MEM = process.env.WHARF_PG_MAINTENANCE_WORK_MEM ?? '512MB';
 
 export interface PostgresWarehouseConfig {
   readonly client: pg.ClientConfig;
@@ -179,6 +192,8 @@ class PostgresLoadTransaction implements LoadTransaction {
   readonly #highWater = new Map<string, Date>();
 
   readonly #useMerge: boolean;
+  /** Streams COPYed straight into their empty target: the keys and indexes merge() builds, and the rows. */
+  readonly #direct = new Map<string, { rebuild: () => Promise<void>; rows: number }>();
 
   constructor(client: pg.Client, schema: string, useMerge: boolean) {
     this.#client = client;
@@ -188,6 +203,14 @@ class PostgresLoadTransaction implements LoadTransaction {
 
   async stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
     const client = this.#client;
+    const pending = this.#direct.get(stream.name);
+    if (pending) {
+      // staged again after a direct load (not what the loader does): finish the direct load first
+      this.#direct.delete(stream.name);
+      await pending.rebuild();
+    }
+    const direct = await this.#tryDirect(stream, files);
+    if (direct) return direct;
     const stage = q(stagingTableName(stream));
     if (!this.#staged.has(stream.name)) {
       for (const s of postgresDialect.sql.createStaging(this.#schema, stream)) await client.query(s);
@@ -195,55 +218,110 @@ class PostgresLoadTransaction implements LoadTransaction {
     }
     let rows = 0;
     for (const file of files) {
-      try {
-        await client.query(
-          `alter table ${stage} alter column _wharf_window set default ${literalPg(file.windowId)}`,
-        );
-        // open the file before starting COPY: a missing file must not leave the connection in COPY mode
-        const body = await file.open();
-        const copy = client.query(
-          copyFrom(`copy ${stage} (${file.columns.map(q).join(', ')}) from stdin (format csv, header true)`),
-        );
-        await pipeline(body, createGunzip(), copy);
-        rows += Number(copy.rowCount ?? 0);
-      } catch (error) {
-        const ctx = { window: file.windowId, stream: stream.name, key: file.key };
-        const code = (error as { code?: string }).code;
-        if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {
-          throw new IntegrityError(
-            'staged file is corrupt: its bytes do not match the sha256 in the manifest',
-            {
-              context: ctx,
-              cause: error,
-              hint: 'the file was changed after export; restore it from a backup or export the window again as a new revision',
-            },
-          );
-        }
-        throw withContext(error, ctx);
-      }
+      await client.query(
+        `alter table ${stage} alter column ${q(WINDOW_COLUMN)} set default ${literalPg(file.windowId)}`,
+      );
+      rows += await this.#copyFile(stage, stream, file);
     }
     this.#stagedRows.set(stream.name, (this.#stagedRows.get(stream.name) ?? 0) + rows);
     return { rows, quarantined: 0 };
   }
 
+  /**
+   * The empty-table fast path (a new connector's backfill): when the target is empty and every file is of one
+   * window (so no key repeats: the source table has the same primary key), COPY goes straight into the target
+   * with its indexes and keys set aside, and merge() builds them. One pass over the rows instead of two.
+   */
+  async #tryDirect(stream: Stream, files: readonly WindowFile[]): Promise<StageResult | undefined> {
+    const rows = files.reduce((n, f) => n + f.rows, 0);
+    const windows = new Set(files.map((f) => f.windowId));
+    if (rows < BULK_REBUILD_ROWS || windows.size !== 1 || this.#staged.has(stream.name)) return undefined;
+    const client = this.#client;
+    const target = `${q(this.#schema)}.${q(stream.name)}`;
+    const empty = await client.query<{ empty: boolean }>(
+      `select not exists (select 1 from ${target}) as empty`,
+    );
+    if (!empty.rows[0]!.empty) return undefined;
+    const rebuild = await this.#setIndexesAside(stream);
+    if (!rebuild) return undefined;
+    const [windowId] = windows;
+    await client.query(
+      `alter table ${target} alter column ${q(WINDOW_COLUMN)} set default ${literalPg(windowId!)}, alter column ${q(LOADED_AT_COLUMN)} set default now()`,
+    );
+    let copied = 0;
+    for (const file of files) copied += await this.#copyFile(target, stream, file);
+    await client.query(
+      `alter table ${target} alter column ${q(WINDOW_COLUMN)} drop default, alter column ${q(LOADED_AT_COLUMN)} drop default`,
+    );
+    this.#direct.set(stream.name, { rebuild, rows: copied });
+    return { rows: copied, quarantined: 0 };
+  }
+
+  /** COPYs one csv.gz file into `table`; returns the rows copied. */
+  async #copyFile(table: string, stream: Stream, file: WindowFile): Promise<number> {
+    try {
+      // open the file before starting COPY: a missing file must not leave the connection in COPY mode
+      const body = await file.open();
+      const copy = this.#client.query(
+        copyFrom(`copy ${table} (${file.columns.map(q).join(', ')}) from stdin (format csv, header true)`),
+      );
+      await pipeline(body, createGunzip(), copy);
+      return Number(copy.rowCount ?? 0);
+    } catch (error) {
+      const ctx = { window: file.windowId, stream: stream.name, key: file.key };
+      const code = (error as { code?: string }).code;
+      if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {
+        throw new IntegrityError(
+          'staged file is corrupt: its bytes do not match the sha256 in the manifest',
+          {
+            context: ctx,
+            cause: error,
+            hint: 'the file was changed after export; restore it from a backup or export the window again as a new revision',
+          },
+        );
+      }
+      throw withContext(error, ctx);
+    }
+  }
+
   async merge(stream: Stream): Promise<number> {
     const target = `${q(this.#schema)}.${q(stream.name)}`;
+    const direct = this.#direct.get(stream.name);
+    if (direct) {
+      this.#direct.delete(stream.name);
+      await direct.rebuild();
+      // the target was empty: its newest change is the window's (read from the rebuilt index)
+      await this.#noteHighWater(stream, target);
+      return direct.rows;
+    }
     const empty = await this.#client.query<{ empty: boolean }>(
       `select not exists (select 1 from ${target}) as empty`,
     );
     const mode = empty.rows[0]!.empty ? 'insert' : this.#useMerge ? 'merge' : 'upsert';
-    const bulk = mode === 'insert' && (this.#stagedRows.get(stream.name) ?? 0) >= BULK_REBUILD_ROWS;
-    const rebuild = bulk ? await this.#setIndexesAside(stream) : undefined;
+    const big = (this.#stagedRows.get(stream.name) ?? 0) >= BULK_REBUILD_ROWS;
+    // the dedupe sorts every staged row: in memory rather than in temporary files when the batch is big
+    if (big) await this.#setLocal('work_mem', WORK_MEM);
+    const rebuild = mode === 'insert' && big ? await this.#setIndexesAside(stream) : undefined;
     const result = await this.#client.query(mergeSql(this.#schema, stream, mode));
     if (rebuild) await rebuild();
+    await this.#noteHighWater(stream, q(stagingTableName(stream)));
+    await this.#client.query(`truncate ${q(stagingTableName(stream))}`);
+    return result.rowCount ?? 0;
+  }
+
+  async #noteHighWater(stream: Stream, table: string): Promise<void> {
     const high = await this.#client.query<{ h: Date | null }>(
-      `select max(${q(stream.changeColumn)}) as h from ${q(stagingTableName(stream))}`,
+      `select max(${q(stream.changeColumn)}) as h from ${table}`,
     );
     const h = high.rows[0]?.h;
     const known = this.#highWater.get(stream.name);
     if (h && (!known || h > known)) this.#highWater.set(stream.name, h);
-    await this.#client.query(`truncate ${q(stagingTableName(stream))}`);
-    return result.rowCount ?? 0;
+  }
+
+  /** `SET LOCAL name = value` (until the end of the transaction) unless the value is `server`. */
+  async #setLocal(name: string, value: string): Promise<void> {
+    if (value === 'server') return;
+    await this.#client.query('select set_config($1, $2, true)', [name, value]);
   }
 
   /**
@@ -289,6 +367,8 @@ class PostgresLoadTransaction implements LoadTransaction {
     for (const p of pk.rows) await client.query(`alter table ${target} drop constraint ${q(p.conname)}`);
     for (const i of indexes.rows) await client.query(`drop index ${q(this.#schema)}.${q(i.name)}`);
     return async () => {
+      // building a key or index sorts the whole table: give the sort the memory to do it in one pass
+      await this.#setLocal('maintenance_work_mem', MAINTENANCE_WORK_MEM);
       for (const p of pk.rows)
         await client.query(`alter table ${target} add constraint ${q(p.conname)} ${p.def}`);
       for (const i of indexes.rows) await client.query(i.def);
