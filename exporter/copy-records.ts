@@ -9,7 +9,7 @@ const COMMA = 0x2c;
  * One record of PostgreSQL CSV COPY output. `raw` is usually a view into the chunk it arrived in
  * (no copy); fields are decoded only when asked for.
  */
-class CsvRecord implements CopyRecord {
+export class CsvRecord implements CopyRecord {
   readonly raw: Buffer;
   readonly account: string;
   /** `raw` decoded, kept once asked for (the exporter calls `head`, then the writer `fields`). */
@@ -30,26 +30,33 @@ class CsvRecord implements CopyRecord {
 }
 
 /**
- * Splits PostgreSQL `COPY … TO STDOUT (FORMAT csv)` output (no header) into records. Yields one
- * array of records per input chunk (empty arrays are skipped), so the per-record overhead stays low.
- * A record may span chunks; quoted fields may hold `\n`, `\r`, `,` and doubled `"`.
- *
- * @example
- * for await (const batch of readCopyRecords(client.query(copyTo(sql)))) {
- *   for (const record of batch) sink.write(record);
- * }
+ * Records of COPY output, back to back in `bytes`: record i runs from `i === 0 ? start : ends[i - 1]` to
+ * `ends[i]` (after its `\n`). `bytes` is usually the chunk the records arrived in (no copy).
  */
-export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGenerator<CopyRecord[]> {
+export interface CopyBatch {
+  readonly bytes: Buffer;
+  readonly start: number;
+  readonly ends: Int32Array;
+  readonly count: number;
+}
+
+/**
+ * Splits PostgreSQL `COPY … TO STDOUT (FORMAT csv)` output (no header) into records, one batch per input
+ * chunk (empty batches are skipped), without an object per record. A record may span chunks (it then comes
+ * alone in a batch of its own bytes); quoted fields may hold `\n`, `\r`, `,` and doubled `"`.
+ */
+export async function* readCopyBatches(source: AsyncIterable<Buffer>): AsyncGenerator<CopyBatch> {
   /** Pieces of a record that started in an earlier chunk, all scanned already. */
   let carry: Buffer[] = [];
   let carryBytes = 0;
   let inQuote = false;
-  const account = new AccountReader();
+  let ends = new Int32Array(1024);
 
   for await (const input of source) {
     const chunk = typeof input === 'string' ? Buffer.from(input) : input;
     if (chunk.length === 0) continue;
-    const out: CopyRecord[] = [];
+    let count = 0;
+    let first = 0; // where the first record wholly in `chunk` starts
     let start = 0; // where the current record starts in `chunk` (0 when it started in `carry`)
     let p = 0; // scan position
     // position of the next quote at or after `p`, or chunk.length when there is none
@@ -87,16 +94,21 @@ export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGene
         continue;
       }
       // a record ends at `nl`
-      let raw: Buffer;
       if (carryBytes > 0) {
         carry.push(chunk.subarray(0, nl + 1));
-        raw = Buffer.concat(carry, carryBytes + nl + 1);
+        const joined = Buffer.concat(carry, carryBytes + nl + 1);
         carry = [];
         carryBytes = 0;
+        yield { bytes: joined, start: 0, ends: Int32Array.of(joined.length), count: 1 };
+        first = nl + 1;
       } else {
-        raw = chunk.subarray(start, nl + 1);
+        if (count === ends.length) {
+          const grown = new Int32Array(ends.length * 2);
+          grown.set(ends);
+          ends = grown;
+        }
+        ends[count++] = nl + 1;
       }
-      out.push(new CsvRecord(raw, account.read(raw)));
       start = p = nl + 1;
       if (p >= len) break;
     }
@@ -105,7 +117,9 @@ export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGene
       carry.push(chunk.subarray(start));
       carryBytes += len - start;
     }
-    if (out.length > 0) yield out;
+    if (count > 0) {
+      yield { bytes: chunk, start: first, ends: ends.slice(0, count), count };
+    }
   }
 
   if (carryBytes > 0) {
@@ -117,33 +131,57 @@ export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGene
 }
 
 /**
+ * The same split as {@link readCopyBatches}, one `CopyRecord` per record (one array per input chunk).
+ *
+ * @example
+ * for await (const batch of readCopyRecords(client.query(copyTo(sql)))) {
+ *   for (const record of batch) sink.write(record);
+ * }
+ */
+export async function* readCopyRecords(source: AsyncIterable<Buffer>): AsyncGenerator<CopyRecord[]> {
+  const accounts = new AccountReader();
+  for await (const batch of readCopyBatches(source)) {
+    const out: CopyRecord[] = new Array(batch.count);
+    let s = batch.start;
+    for (let i = 0; i < batch.count; i++) {
+      const e = batch.ends[i]!;
+      out[i] = new CsvRecord(batch.bytes.subarray(s, e), accounts.read(batch.bytes, s, e));
+      s = e;
+    }
+    yield out;
+  }
+}
+
+/**
  * Reads the first field's text: the tenant column (never NULL in practice; NULL reads as ''). Records come
  * sorted by tenant, so the previous record's text is reused while the bytes are the same.
  */
-class AccountReader {
+export class AccountReader {
   #bytes: Buffer = Buffer.alloc(0);
   #text: string | undefined;
 
-  read(raw: Buffer): string {
-    if (raw[0] === QUOTE) {
+  /** The first field of the record at `bytes[start, end)`. */
+  read(bytes: Buffer, start: number, end: number): string {
+    if (bytes[start] === QUOTE) {
       this.#text = undefined;
-      return decodeFields(raw, 1)[0] ?? '';
+      return decodeFields(bytes.subarray(start, end), 1)[0] ?? '';
     }
-    let end = raw.indexOf(COMMA);
-    if (end < 0) end = raw.length - 1;
+    let stop = bytes.indexOf(COMMA, start);
+    if (stop < 0 || stop >= end) stop = end - 1;
+    const length = stop - start;
     const last = this.#bytes;
-    if (this.#text !== undefined && end === last.length) {
+    if (this.#text !== undefined && length === last.length) {
       let same = true;
-      for (let i = 0; i < end; i++) {
-        if (raw[i] !== last[i]) {
+      for (let i = 0; i < length; i++) {
+        if (bytes[start + i] !== last[i]) {
           same = false;
           break;
         }
       }
       if (same) return this.#text;
     }
-    this.#bytes = Buffer.from(raw.subarray(0, end));
-    this.#text = raw.toString('utf8', 0, end);
+    this.#bytes = Buffer.from(bytes.subarray(start, stop));
+    this.#text = bytes.toString('utf8', start, stop);
     return this.#text;
   }
 }

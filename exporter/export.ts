@@ -17,7 +17,7 @@ import {
   type WindowManifest,
 } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
-import { readCopyRecords } from './copy-records.js';
+import { AccountReader, CsvRecord, readCopyBatches, readCopyRecords } from './copy-records.js';
 import { openSpool, type SpooledFile } from './spool-file.js';
 import { StreamChecksum } from './stream-checksum.js';
 import {
@@ -448,18 +448,37 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
         throw sourceError(error, stream, options);
       }
       try {
-        for await (const batch of readCopyRecords(copy as AsyncIterable<Buffer>)) {
-          for (const record of batch) {
-            if (record.account !== account) {
+        const accounts = new AccountReader();
+        for await (const batch of readCopyBatches(copy as AsyncIterable<Buffer>)) {
+          const { bytes, ends, count } = batch;
+          let s = batch.start;
+          /** Start of the records not yet handed to a range-writing sink. */
+          let run = s;
+          for (let i = 0; i < count; i++) {
+            const e = ends[i]!;
+            const recordAccount = accounts.read(bytes, s, e);
+            if (recordAccount !== account) {
+              if (sink?.writeRange && run < s) {
+                const wait = sink.writeRange(bytes, run, s);
+                if (wait) await wait;
+              }
               await finish();
-              account = record.account;
+              account = recordAccount;
               accountRows = 0;
               spool = openSpool(spoolDir);
               sink = options.format.open(stream, spool.out);
+              run = s;
             }
-            sum.addRecord(record);
+            sum.addRange(bytes, s, e);
             accountRows++;
-            const wait = sink!.write(record);
+            if (!sink!.writeRange) {
+              const wait = sink!.write(new CsvRecord(bytes.subarray(s, e), recordAccount));
+              if (wait) await wait;
+            }
+            s = e;
+          }
+          if (sink?.writeRange && run < s) {
+            const wait = sink.writeRange(bytes, run, s);
             if (wait) await wait;
           }
         }

@@ -1,4 +1,5 @@
 import type { Stream } from '../catalog/types.js';
+import { decodeFields } from './copy-records.js';
 import type { CopyRecord } from './writers/file-format.js';
 
 const COMMA = 0x2c;
@@ -37,8 +38,16 @@ export class StreamChecksum {
    * hashed from its bytes, which gives the same sums as hashing the decoded text; any other is decoded.
    */
   addRecord(record: CopyRecord): void {
-    if (!this.#addAscii(record.raw)) {
+    if (!this.#addAscii(record.raw, 0, record.raw.length)) {
       const head = record.head(this.#head);
+      this.add(head[this.#keyIndex] ?? '', head[this.#changeIndex] ?? '');
+    }
+  }
+
+  /** Adds the record at `bytes[start, end)` (it ends with its `\n`). */
+  addRange(bytes: Buffer, start: number, end: number): void {
+    if (!this.#addAscii(bytes, start, end)) {
+      const head = decodeFields(bytes.subarray(start, end), this.#head);
       this.add(head[this.#keyIndex] ?? '', head[this.#changeIndex] ?? '');
     }
   }
@@ -58,15 +67,15 @@ export class StreamChecksum {
   }
 
   /** Hashes key and change value straight from `raw`; false (nothing added) when a field needs decoding. */
-  #addAscii(raw: Buffer): boolean {
+  #addAscii(raw: Buffer, from: number, to: number): boolean {
     const starts = this.#starts;
     const ends = this.#ends;
-    let p = 0;
+    let p = from;
     for (let f = 0; f < this.#head; f++) {
       if (raw[p] === QUOTE) return false;
       let end = raw.indexOf(COMMA, p);
-      if (end < 0) {
-        end = raw.length - 1; // the final '\n'
+      if (end < 0 || end >= to) {
+        end = to - 1; // the final '\n'
         if (f < this.#head - 1 || raw[end] !== NL) return false;
       }
       starts[f] = p;

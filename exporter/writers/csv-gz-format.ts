@@ -20,6 +20,10 @@ class CsvGzSink implements RowSink {
     return this.#gzip.writeBytes(record.raw);
   }
 
+  writeRange(bytes: Buffer, start: number, end: number): undefined | Promise<void> {
+    return this.#gzip.writeBytes(bytes.subarray(start, end));
+  }
+
   end(): Promise<void> {
     return this.#gzip.end();
   }

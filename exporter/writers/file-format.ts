@@ -22,6 +22,11 @@ export interface CopyRecord {
 export interface RowSink {
   /** Adds one record; when it returns a promise, wait for it before the next write. */
   write(record: CopyRecord): undefined | Promise<void>;
+  /**
+   * Adds the records at `bytes[start, end)`, back to back as COPY printed them. Formats whose files hold COPY's
+   * own text (csv) implement it; the exporter then skips the per-record objects.
+   */
+  writeRange?(bytes: Buffer, start: number, end: number): undefined | Promise<void>;
   /** Flushes everything and ends the output stream; resolves once the output has finished. */
   end(): Promise<void>;
 }
