@@ -46,6 +46,8 @@ export interface BenchOptions {
   readonly lagMinutes: number;
   readonly connectors: number;
   readonly connectorClicks: number;
+  /** Rounds of the export cases (the figures are medians). */
+  readonly exportRuns: number;
 }
 
 export const clicksStream: Stream = getStream(trackingCatalog, 'clicks');
@@ -127,6 +129,13 @@ export async function sql(url: string, text: string): Promise<pg.QueryResult> {
   } finally {
     await client.end();
   }
+}
+
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export function percentile(values: readonly number[], p: number): number {

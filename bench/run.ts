@@ -1,6 +1,6 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
 // Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,
-// --naive-rows N, --merge-rows N, --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
+// --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +44,7 @@ const options: BenchOptions = {
   lagMinutes: number('lag-minutes', 'BENCH_LAG_MINUTES', 30),
   connectors: number('connectors', 'BENCH_CONNECTORS', 100),
   connectorClicks: number('connector-clicks', 'BENCH_CONNECTOR_CLICKS', 50_000),
+  exportRuns: number('export-runs', 'BENCH_EXPORT_RUNS', 3),
 };
 const only = (flag('only') ?? process.env.BENCH_ONLY ?? SECTIONS.join(',')).split(',') as Section[];
 for (const s of only) {
