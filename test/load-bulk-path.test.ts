@@ -4,36 +4,43 @@ import { PostgresWarehouse } from '../loaders/postgres/postgres-warehouse.js';
 import { seedSource } from '../source/seed.js';
 import { initSource } from '../source/source-schema.js';
 import { createDatabase, query } from './helpers/databases.js';
+import { runLoadChild } from './helpers/load-child-process.js';
 import { compareWithSource, load, warehouseState } from './helpers/load-harness.js';
 import { manifests, openPlatform, type Platform, runExport } from './helpers/wharf.js';
 
 const CONSTRAINTS = `select conrelid::regclass::text as t, conname, contype, pg_get_constraintdef(oid) as def
-                       from pg_constraint where connamespace = 'tracking'::regnamespace order by 1, 2`;
-const INDEXES = `select tablename, indexname, indexdef from pg_indexes where schemaname = 'tracking' order by 1, 2`;
+                       from pg_constraint where connamespace = $1::regnamespace order by 1, 2`;
+const INDEXES = `select tablename, indexname, indexdef from pg_indexes where schemaname = $1 order by 1, 2`;
 /** Column defaults of the warehouse tables (the direct path sets some for its COPY and must drop them). */
 const DEFAULTS = `select table_name, column_name, column_default from information_schema.columns
-                   where table_schema = 'tracking' and column_default is not null order by 1, 2`;
+                   where table_schema = $1 and column_default is not null order by 1, 2`;
 const DAY = 86_400_000;
 
 /** The schema as migrations create it, before any row. */
-async function schemaBefore(warehouseUrl: string) {
-  const w = new PostgresWarehouse({ client: { connectionString: warehouseUrl }, schema: 'tracking' });
+async function schemaBefore(warehouseUrl: string, schema = 'tracking') {
+  const w = new PostgresWarehouse({ client: { connectionString: warehouseUrl }, schema });
   await w.migrate(
     trackingCatalog,
     trackingCatalog.streams.map((s) => s.name),
   );
   await w.close();
+  return schemaNow(warehouseUrl, schema);
+}
+
+async function schemaNow(warehouseUrl: string, schema: string) {
   return {
-    c: await query(warehouseUrl, CONSTRAINTS),
-    i: await query(warehouseUrl, INDEXES),
-    d: await query(warehouseUrl, DEFAULTS),
+    c: await query(warehouseUrl, CONSTRAINTS, [schema]),
+    i: await query(warehouseUrl, INDEXES, [schema]),
+    d: await query(warehouseUrl, DEFAULTS, [schema]),
   };
 }
 
-async function expectSchemaUnchanged(warehouseUrl: string, before: Awaited<ReturnType<typeof schemaBefore>>) {
-  expect(await query(warehouseUrl, CONSTRAINTS)).toEqual(before.c);
-  expect(await query(warehouseUrl, INDEXES)).toEqual(before.i);
-  expect(await query(warehouseUrl, DEFAULTS)).toEqual(before.d);
+async function expectSchemaUnchanged(
+  warehouseUrl: string,
+  before: Awaited<ReturnType<typeof schemaBefore>>,
+  schema = 'tracking',
+) {
+  expect(await schemaNow(warehouseUrl, schema)).toEqual(before);
   const fk = before.c.filter((r) => r.contype === 'f');
   expect(fk.length).toBeGreaterThan(5);
   expect(fk.every((r) => String(r.def).includes('DEFERRABLE INITIALLY DEFERRED'))).toBe(true);
@@ -126,4 +133,34 @@ describe('the empty-table fast path, one window (COPY straight into the target)'
     expect(replay.rowsStaged).toBeGreaterThan(50_000);
     expect(await warehouseState(t)).toEqual(state);
   });
+
+  // killed while COPY writes into the target itself, and after it, before the keys are rebuilt
+  it.each(['copy:clicks', 'merge:clicks'])(
+    'killed with SIGKILL at %s leaves the table empty with its schema intact; a restart completes it',
+    async (step) => {
+      const schema = `direct_${step.replace(/\W/g, '_')}`;
+      const t = { warehouseUrl, schema, account: 1, connectorId: 'crash' };
+      const before = await schemaBefore(warehouseUrl, schema);
+      const child = await runLoadChild({
+        CONTROL_URL: p.sourceUrl,
+        WAREHOUSE_URL: warehouseUrl,
+        STAGING_DIR: p.stagingDir,
+        SCHEMA: schema,
+        ACCOUNT: '1',
+        KILL_AT: step,
+      });
+      expect(child.signal, child.out).toBe('SIGKILL');
+      expect(await query(warehouseUrl, `select count(*)::int as n from "${schema}".clicks`)).toEqual([
+        { n: 0 },
+      ]);
+      await expectSchemaUnchanged(warehouseUrl, before, schema);
+
+      await load(p.source, p.store, t);
+      const cmp = await compareWithSource(p.source, t);
+      for (const [stream, v] of Object.entries(cmp)) expect(v.warehouse, stream).toEqual(v.source);
+      await expectSchemaUnchanged(warehouseUrl, before, schema);
+      const state = await warehouseState(t);
+      expect(state.ledgerRows).toBe(state.ledgerDistinct);
+    },
+  );
 });

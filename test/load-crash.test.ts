@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedSource } from '../source/seed.js';
 import { initSource } from '../source/source-schema.js';
 import { createDatabase } from './helpers/databases.js';
+import { runLoadChild } from './helpers/load-child-process.js';
 import { compareWithSource, load, warehouseState } from './helpers/load-harness.js';
 import { openPlatform, type Platform, runExport } from './helpers/wharf.js';
 
@@ -23,22 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await p.close();
 });
-
-function runChild(
-  env: Record<string, string>,
-): Promise<{ code: number | null; signal: string | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/run-ts.js', 'test/helpers/load-child.ts'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ code, signal, out }));
-  });
-}
 
 // where the loader is killed: reading files, during COPY, during the merge, around the ledger write and the commit
 const points: [string, number][] = [
@@ -63,7 +47,7 @@ describe('the loader killed with SIGKILL', () => {
     async (step, count) => {
       const schema = `crash_${step.replace(/\W/g, '_')}_${count}`;
       const t = { warehouseUrl, schema, account: 1, connectorId: 'crash' };
-      const child = await runChild({
+      const child = await runLoadChild({
         CONTROL_URL: p.sourceUrl,
         WAREHOUSE_URL: warehouseUrl,
         STAGING_DIR: p.stagingDir,
