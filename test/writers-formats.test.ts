@@ -6,12 +6,13 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
-import type { FileMetaData } from 'hyparquet';
+import type { ColumnChunk, FileMetaData } from 'hyparquet';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Column, Stream } from '../catalog/types.js';
+import { WharfError } from '../core/errors.js';
 import { readCopyRecords } from '../exporter/copy-records.js';
 import { csvGzFormat } from '../exporter/writers/csv-gz-format.js';
 import type { FileFormat } from '../exporter/writers/file-format.js';
@@ -417,6 +418,225 @@ describe('file formats against real COPY output', () => {
       const b = await writeFile(format, 'second');
       expect(sha256(a), format.name).toBe(sha256(b));
     }
+  });
+});
+
+/** Columns that exercise each encoding choice: constant, few and many distinct values, all NULL, no NULL. */
+const cases: Stream = {
+  name: 'encoding_cases',
+  columns: [
+    { name: 'account_id', type: 'bigint', nullable: false },
+    { name: 'id', type: 'bigint', nullable: false },
+    { name: 'big', type: 'bigint', nullable: true },
+    { name: 'amount', type: 'numeric', nullable: true, precision: 18, scale: 4 },
+    { name: 'link_id', type: 'bigint', nullable: false },
+    { name: 'country', type: 'char', nullable: false, length: 2 },
+    { name: 'label', type: 'text', nullable: true },
+    { name: 'status', type: 'text', nullable: true },
+    { name: 'nothing', type: 'text', nullable: true },
+    { name: 'always', type: 'bigint', nullable: true },
+    { name: 'at', type: 'timestamptz', nullable: false },
+    { name: 'day', type: 'date', nullable: true },
+    { name: 'ref', type: 'uuid', nullable: true },
+    { name: 'flag', type: 'boolean', nullable: true },
+    { name: 'doc', type: 'jsonb', nullable: true },
+  ],
+  primaryKey: ['id'],
+  changeColumn: 'at',
+  tenantColumn: 'account_id',
+  parents: [],
+  since: 1,
+};
+const CASE_ROWS = 9000;
+
+/** Writes `of`'s table (ordered by id) through `format` into a file; returns its bytes. */
+async function writeTable(format: FileFormat, of: Stream, name: string): Promise<ArrayBuffer> {
+  const path = join(dir, `${name}.${format.extension}`);
+  const exprs = of.columns.map((c) => `${format.selectExpression(c, `"${c.name}"`)} as "${c.name}"`);
+  const sql = `copy (select ${exprs.join(', ')} from ${of.name} order by id) to stdout (format csv)`;
+  const sink = format.open(of, createWriteStream(path));
+  for await (const batch of readCopyRecords(client.query(copyTo(sql)))) {
+    for (const record of batch) {
+      const wait = sink.write(record);
+      if (wait) await wait;
+    }
+  }
+  await sink.end();
+  const bytes = readFileSync(path);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+}
+
+/** Every row of a parquet file as PostgreSQL prints the values (DECIMAL read as its unscaled integer). */
+async function parquetAsText(file: ArrayBuffer, of: Stream): Promise<(string | null)[][]> {
+  const metadata = parquetMetadata(file);
+  const decoder = new TextDecoder();
+  const rows = await parquetReadObjects({
+    file,
+    metadata: {
+      ...metadata,
+      schema: metadata.schema.map((e) =>
+        e.converted_type === 'DECIMAL' ? { ...e, converted_type: undefined, logical_type: undefined } : e,
+      ),
+    },
+    parsers: {
+      timestampFromMicroseconds: (micros: bigint) => micros,
+      dateFromDays: (days: number) => days,
+      jsonFromBytes: (b: Uint8Array) => decoder.decode(b),
+    },
+  });
+  return rows.map((row) =>
+    of.columns.map((c) => {
+      const value = row[c.name];
+      if (value === null || value === undefined) return null;
+      switch (c.type) {
+        case 'numeric':
+          return decimalText(value as bigint, 4);
+        case 'timestamptz':
+          return isoFromMicros(value as bigint);
+        case 'date':
+          return new Date((value as number) * 86_400_000).toISOString().slice(0, 10);
+        case 'boolean':
+          return value ? 't' : 'f';
+        default:
+          return typeof value === 'bigint' ? value.toString() : (value as string);
+      }
+    }),
+  );
+}
+
+describe('parquet encodings', () => {
+  let expected: (string | null)[][];
+
+  beforeAll(async () => {
+    await client.query(`create table encoding_cases (
+      account_id bigint not null, id bigint primary key, big bigint, amount numeric(18,4), link_id bigint not null,
+      country char(2) not null, label text, status text, nothing text, always bigint, at timestamptz not null,
+      day date, ref uuid, flag boolean, doc jsonb)`);
+    await client.query(
+      `insert into encoding_cases
+       select 7, g,
+         (array[9223372036854775807, -9223372036854775807, -9223372036854775808, 0, -1, 9007199254740993,
+                4294967296, -4294967297, null])[g % 9 + 1],
+         (array[99999999999999.9999, -99999999999999.9999, 0.0001, -0.0001, 0, 12.5, 1234567890.1234,
+                -5, null])[g % 9 + 1],
+         1000000000 + (g * 7919) % 1000,
+         (array['DE', 'FR', 'ü', '😀'])[g % 4 + 1],
+         case when g % 11 = 0 then null
+              else 'row ' || g || ' "q" ""x"", ' || chr(13) || chr(10) || '😀𝄞 ü ' || repeat('x', g % 40) end,
+         (array['', 'ok', '"quoted"', 'a,b', e'line\nbreak', e'cr\r\nlf', '𝄞 ü', null])[g % 8 + 1],
+         null,
+         g * 3,
+         timestamptz '2026-11-23 09:00:00+00' + g * interval '1.5 ms',
+         case when g % 6 = 0 then null else date '1970-01-01' + (g % 400 - 200) end,
+         case when g % 5 = 0 then null else md5(g::text)::uuid end,
+         case when g % 3 = 0 then null else g % 2 = 0 end,
+         case when g % 4 = 0 then null else jsonb_build_object('g', g, 's', 'ü"x', 'pad', repeat('p', 300)) end
+       from generate_series(1, $1) g`,
+      [CASE_ROWS],
+    );
+    // the values as PostgreSQL prints them (char(n) keeps its padding), timestamps as ISO-8601 UTC
+    const exprs = cases.columns.map((c) =>
+      c.type === 'timestamptz'
+        ? `to_char(${c.name} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+        : c.name,
+    );
+    const raw = await client.query({
+      text: `select ${exprs.join(', ')} from encoding_cases order by id`,
+      rowMode: 'array',
+      types: { getTypeParser: () => (value: string) => value },
+    });
+    expected = raw.rows as (string | null)[][];
+  });
+
+  const chunk = (metadata: FileMetaData, group: number, name: string): ColumnChunk =>
+    metadata.row_groups[group]!.columns.find((c) => c.meta_data?.path_in_schema[0] === name)!;
+
+  it('uses a dictionary where values repeat and PLAIN elsewhere, and reads back value for value', async () => {
+    const file = await writeTable(parquetFormat, cases, 'cases');
+    const metadata = parquetMetadata(file);
+    expect(metadata.row_groups).toHaveLength(1);
+    expect(Number(metadata.num_rows)).toBe(CASE_ROWS);
+    const dictionary = (name: string) =>
+      chunk(metadata, 0, name).meta_data!.encodings.includes('RLE_DICTIONARY');
+    // few distinct values (link_id: 1000, more than one index byte) are dictionary encoded
+    for (const name of ['account_id', 'big', 'amount', 'link_id', 'country', 'status', 'day']) {
+      expect(dictionary(name), name).toBe(true);
+      expect(chunk(metadata, 0, name).meta_data!.dictionary_page_offset, name).toBeDefined();
+    }
+    // distinct values are PLAIN; label gives its dictionary up after the first thousands of rows
+    for (const name of ['id', 'label', 'always', 'at', 'ref', 'flag', 'doc', 'nothing']) {
+      expect(dictionary(name), name).toBe(false);
+      expect(chunk(metadata, 0, name).meta_data!.encodings, name).toContain('PLAIN');
+    }
+    // about 2 MB of JSON: pages of about 1 MiB each
+    const docPages = chunk(metadata, 0, 'doc').meta_data!.encoding_stats!.find(
+      (s) => s.page_type === 'DATA_PAGE',
+    );
+    expect(docPages!.count).toBeGreaterThan(1);
+    expect(await parquetAsText(file, cases)).toEqual(expected);
+  });
+
+  it('writes several row groups with statistics of their own, and the same bytes every time', async () => {
+    const format = createParquetFormat({ rowGroupRows: 2000 });
+    const file = await writeTable(format, cases, 'cases-groups');
+    const again = await writeTable(format, cases, 'cases-groups-again');
+    const sha = (bytes: ArrayBuffer) => createHash('sha256').update(new Uint8Array(bytes)).digest('hex');
+    expect(sha(again)).toBe(sha(file));
+    const metadata = parquetMetadata(file);
+    expect(metadata.row_groups.map((g) => Number(g.num_rows))).toEqual([2000, 2000, 2000, 2000, 1000]);
+    expect(await parquetAsText(file, cases)).toEqual(expected);
+
+    const stats = (group: number, name: string) => chunk(metadata, group, name).meta_data!.statistics!;
+    for (let group = 0; group < 5; group++) {
+      const rows = Number(metadata.row_groups[group]!.num_rows);
+      // all NULL: a null count and no bounds; nullable but never NULL: a null count of 0
+      expect(stats(group, 'nothing')).toMatchObject({ null_count: BigInt(rows) });
+      expect(stats(group, 'nothing').min_value).toBeUndefined();
+      expect(stats(group, 'always')).toMatchObject({
+        null_count: 0n,
+        min_value: BigInt(3 * (group * 2000 + 1)),
+        max_value: BigInt(3 * (group * 2000 + rows)),
+      });
+      expect(stats(group, 'big')).toMatchObject({
+        min_value: -9223372036854775808n,
+        max_value: 9223372036854775807n,
+      });
+      expect(stats(group, 'id')).toMatchObject({ min_value: BigInt(group * 2000 + 1) });
+      expect(stats(group, 'country')).toMatchObject({ null_count: 0n, min_value: 'DE', max_value: '😀 ' });
+      // free text: a null count, no bounds
+      expect(stats(group, 'label').null_count).toBeGreaterThan(0n);
+      expect(stats(group, 'label').min_value).toBeUndefined();
+    }
+  });
+
+  it('rejects values Parquet cannot hold, and records with the wrong number of fields', async () => {
+    const small: Stream = {
+      ...cases,
+      columns: [
+        { name: 'account_id', type: 'bigint', nullable: false },
+        { name: 'amount', type: 'numeric', nullable: true, precision: 18, scale: 4 },
+      ],
+    };
+    const writeText = async (text: string) => {
+      const sink = parquetFormat.open(
+        small,
+        new Writable({ write: (_chunk, _encoding, callback) => callback() }),
+      );
+      for await (const batch of readCopyRecords(
+        (async function* () {
+          yield Buffer.from(text);
+        })(),
+      )) {
+        for (const record of batch) sink.write(record);
+      }
+      await sink.end();
+    };
+    await expect(writeText('1,12.5\n1,\n1,-99999999999999.9999\n')).resolves.toBeUndefined();
+    await expect(writeText('1,NaN\n')).rejects.toThrow(/cannot be written as a Parquet DECIMAL/);
+    await expect(writeText('1,Infinity\n')).rejects.toThrow(WharfError);
+    await expect(writeText('1,1.00001\n')).rejects.toThrow(/more than 4 decimal places/);
+    await expect(writeText('1,2,3\n')).rejects.toThrow(/COPY record has 3 fields, the stream has 2 columns/);
+    await expect(writeText('1\n')).rejects.toThrow(/COPY record has 1 fields/);
   });
 });
 
