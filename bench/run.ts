@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { type BenchContext, type BenchOptions, type BenchRow, round } from './bench-context.js';
+import { type BenchContext, type BenchOptions, type BenchRow, round, sql } from './bench-context.js';
 import { startBenchPostgres } from './bench-postgres.js';
 import { connectorsBench } from './connectors-bench.js';
 import { exportBench } from './export-bench.js';
@@ -73,6 +73,8 @@ try {
   for (const [section, run] of plan) {
     if (!only.includes(section)) continue;
     try {
+      // the dirty pages of the sections before are written now, not during this one
+      await sql(server.url('postgres'), 'checkpoint');
       await run(ctx);
     } catch (error) {
       const message = `${section}: ${(error as Error).message}`;

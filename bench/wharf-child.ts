@@ -1,6 +1,6 @@
 // One piece of Wharf's work for the benchmark, run in its own process so that its peak RSS can be read.
 // The job comes as JSON in BENCH_JOB; the last line of stdout is the JSON result.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { Catalog } from '../catalog/types.js';
@@ -108,6 +108,20 @@ async function runLoad(warehouseUrl: string, schema: string, account: number, re
   }
 }
 
+/**
+ * This process's own peak RSS. Linux's `VmHWM` belongs to the process image; `getrusage`'s maxrss is carried over
+ * from the forked parent through exec, so it would report the bench's own peak for a small child.
+ */
+function peakRssMB(): number {
+  try {
+    const hwm = /VmHWM:\s+(\d+)\s*kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) / 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const started = performance.now();
 const out: Record<string, unknown> = {};
@@ -153,5 +167,5 @@ switch (job.kind) {
 }
 await pool.end();
 out.seconds = (performance.now() - started) / 1000;
-out.maxRssMB = process.resourceUsage().maxRSS / 1024;
+out.maxRssMB = peakRssMB();
 process.stdout.write(`${JSON.stringify(out)}\n`);
