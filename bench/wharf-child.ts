@@ -9,6 +9,7 @@ import type { WindowSizes } from '../exporter/windows.js';
 import { formatByName } from '../exporter/writers/formats.js';
 import { type LoadSummary, loadConnector } from '../loaders/load.js';
 import { PostgresWarehouse } from '../loaders/postgres/postgres-warehouse.js';
+import { delayToNextTick, settledPhaseMs } from '../scheduler/scheduler.js';
 import { openStagingStore } from '../staging/open-store.js';
 
 /** Where Wharf reads, stages and writes. */
@@ -141,15 +142,18 @@ switch (job.kind) {
     break;
   }
   case 'lag': {
-    // `wharf run` in a loop: every tick, export closed windows, then load the connector
+    // `wharf run` in a loop: every tick, export closed windows, then load the connector; ticks fall just after a
+    // window has settled, as the scheduler places them
     let ticks = 0;
     const end = Date.now() + job.durationMs;
+    const phase = settledPhaseMs(job.settleMs, job.sizes.fineMs);
     while (Date.now() < end && !existsSync(job.stopFile)) {
       const tick = Date.now();
       await runExport('csv');
       await runLoad(job.warehouseUrl, job.schema, job.account, false);
       ticks++;
-      await sleep(Math.max(0, tick + job.tickMs - Date.now()));
+      const now = Date.now();
+      await sleep(now - tick >= job.tickMs ? 0 : delayToNextTick(now, job.tickMs, phase));
     }
     out.ticks = ticks;
     break;

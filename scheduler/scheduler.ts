@@ -15,6 +15,12 @@ import { recordRun } from './run-history.js';
 export interface SchedulerOptions {
   /** Time between the starts of two ticks. */
   readonly everyMs: number;
+  /**
+   * Ticks start this long after each multiple of `everyMs` since the epoch (windows are aligned the same way).
+   * `wharf run` passes the settle time plus a margin, so that a tick comes just after a window has closed and
+   * settled rather than up to a whole tick later. Without it, ticks are `everyMs` apart from the first.
+   */
+  readonly phaseMs?: number;
   /** Connectors loaded at the same time by this process (default 4). */
   readonly concurrency?: number;
   /** Retries of transient errors, per export and per connector load (default 3 attempts, 1 s base, 30 s cap). */
@@ -58,6 +64,24 @@ interface WindowsMark {
   readonly newestEnd: Date | null;
   readonly dbNow: Date;
   readonly readAt: number;
+}
+
+/**
+ * Milliseconds from `now` to the next instant that is `phaseMs` after a multiple of `everyMs` (since the epoch);
+ * never 0, so that a tick is not run twice in the same slot.
+ */
+export function delayToNextTick(now: number, everyMs: number, phaseMs: number): number {
+  const phase = ((phaseMs % everyMs) + everyMs) % everyMs;
+  const next = Math.floor((now - phase) / everyMs) * everyMs + phase + everyMs;
+  return next - now;
+}
+
+/**
+ * The phase `wharf run` gives its ticks: the settle time plus a margin for the clocks of this machine and the
+ * database (5 % of the window, at most 1 s).
+ */
+export function settledPhaseMs(settleMs: number, windowMs: number): number {
+  return settleMs + Math.min(1000, Math.round(windowMs * 0.05));
 }
 
 /**
@@ -155,7 +179,13 @@ export class Scheduler {
         // a tick only throws when the control database cannot be read; the next tick tries again
         this.#ctx.logger.error({ err: oneLine(error) }, `tick failed: ${oneLine(error)}`);
       }
-      await sleep(Math.max(0, this.#options.everyMs - (Date.now() - started)), signal);
+      const now = Date.now();
+      const { everyMs, phaseMs } = this.#options;
+      const wait =
+        phaseMs === undefined || now - started >= everyMs
+          ? Math.max(0, everyMs - (now - started))
+          : delayToNextTick(now, everyMs, phaseMs);
+      await sleep(wait, signal);
     }
   }
 

@@ -11,7 +11,7 @@ import { resolveSettings } from '../cli/settings.js';
 import { parseConnectionUrl } from '../connectors/connection-url.js';
 import type { ConnectorStore } from '../connectors/connector-store.js';
 import { quotePg } from '../loaders/postgres/quote.js';
-import { Scheduler, type TickReport } from '../scheduler/scheduler.js';
+import { delayToNextTick, Scheduler, settledPhaseMs, type TickReport } from '../scheduler/scheduler.js';
 import { initSource } from '../source/source-schema.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
 import { insertAccount, insertClicks } from './helpers/fixtures.js';
@@ -282,5 +282,23 @@ describe('wharf run --once', () => {
 
   it('refuses a concurrency below 1 as a usage error', async () => {
     expect(await main(['run', '--once', '--concurrency', '0', ...flags()])).toBe(2);
+  });
+});
+
+describe('tick placement', () => {
+  it('puts each tick just after a window has settled, never twice in one slot', () => {
+    // 1-minute ticks and windows, 30 s settle: ticks at :31 of every minute (30 s + 1 s margin)
+    const phase = settledPhaseMs(30_000, 60_000);
+    expect(phase).toBe(31_000);
+    const minute = Date.UTC(2026, 10, 23, 9, 20);
+    expect(delayToNextTick(minute + 10_000, 60_000, phase)).toBe(21_000);
+    expect(delayToNextTick(minute + 31_000, 60_000, phase)).toBe(60_000);
+    expect(delayToNextTick(minute + 45_000, 60_000, phase)).toBe(46_000);
+    // 1 s windows (as in the compressed lag bench): 0.5 s settle and a 50 ms margin
+    expect(settledPhaseMs(500, 1000)).toBe(550);
+    expect(delayToNextTick(minute + 100, 1000, 550)).toBe(450);
+    expect(delayToNextTick(minute + 700, 1000, 550)).toBe(850);
+    // a phase longer than the tick wraps around
+    expect(delayToNextTick(minute, 60_000, 90_000)).toBe(30_000);
   });
 });

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseDuration } from '../../core/duration.js';
 import { UsageError, WharfError } from '../../core/errors.js';
 import { type MetricsServer, startMetricsServer } from '../../scheduler/metrics.js';
-import { Scheduler, type TickReport } from '../../scheduler/scheduler.js';
+import { Scheduler, settledPhaseMs, type TickReport } from '../../scheduler/scheduler.js';
 import { formatCount, printResult } from '../output.js';
 import { type GlobalArgs, withContext } from '../run-command.js';
 import { exportLines } from './export.js';
@@ -50,8 +50,10 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
     }
     const retentionMs =
       args.retention === undefined ? undefined : parseDuration(args.retention, '--retention');
+    const { settleMs, windowMs } = ctx.durations;
     const scheduler = new Scheduler(ctx, {
       everyMs,
+      phaseMs: settledPhaseMs(settleMs, windowMs),
       concurrency: args.concurrency,
       ...(retentionMs !== undefined ? { retentionMs } : {}),
     });
