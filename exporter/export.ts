@@ -17,7 +17,7 @@ import {
   type WindowManifest,
 } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
-import { AccountReader, CsvRecord, readCopyBatches, readCopyRecords } from './copy-records.js';
+import { AccountReader, CsvRecord, readCopyBatches } from './copy-records.js';
 import { openSpool, type SpooledFile } from './spool-file.js';
 import { StreamChecksum } from './stream-checksum.js';
 import {
@@ -359,8 +359,12 @@ async function checksumWindow(options: ExportOptions, window: TimeWindow): Promi
       const copy = client.query(
         copyTo(copySql(stream, options.format, options.sourceSchema, window.start, window.end)),
       );
-      for await (const batch of readCopyRecords(copy)) {
-        for (const record of batch) sum.addRecord(record);
+      for await (const { bytes, start, ends, count } of readCopyBatches(copy)) {
+        let s = start;
+        for (let i = 0; i < count; i++) {
+          sum.addRange(bytes, s, ends[i]!);
+          s = ends[i]!;
+        }
       }
       out[stream.name] = sum.toString();
     }

@@ -38,10 +38,7 @@ export class StreamChecksum {
    * hashed from its bytes, which gives the same sums as hashing the decoded text; any other is decoded.
    */
   addRecord(record: CopyRecord): void {
-    if (!this.#addAscii(record.raw, 0, record.raw.length)) {
-      const head = record.head(this.#head);
-      this.add(head[this.#keyIndex] ?? '', head[this.#changeIndex] ?? '');
-    }
+    this.addRange(record.raw, 0, record.raw.length);
   }
 
   /** Adds the record at `bytes[start, end)` (it ends with its `\n`). */

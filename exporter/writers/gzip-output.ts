@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createGzip, type Gzip, type ZlibOptions } from 'node:zlib';
+import { waitForDrain } from './drain.js';
 
 /**
  * Bytes gathered before they are handed to gzip in one write: 64 KiB at first, doubling up to 1 MiB as the file
@@ -91,19 +92,6 @@ export class GzipOutput {
   }
 
   #drained(): Promise<void> {
-    if (this.#gzip.destroyed) return Promise.reject(this.#gzip.errored ?? new Error('gzip stream destroyed'));
-    if (!this.#gzip.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        this.#gzip.off('error', onError);
-        resolve();
-      };
-      const onError = (error: Error) => {
-        this.#gzip.off('drain', onDrain);
-        reject(error);
-      };
-      this.#gzip.once('drain', onDrain);
-      this.#gzip.once('error', onError);
-    });
+    return waitForDrain(this.#gzip);
   }
 }

@@ -6,6 +6,7 @@ import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
 import type { Column, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
+import { waitForDrain } from './drain.js';
 import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
 import { ColumnBuffer, columnSpec } from './parquet/columns.js';
 import { writeColumnChunk } from './parquet/encoding.js';
@@ -44,22 +45,6 @@ function selectExpression(column: Column, quoted: string): string {
     default:
       return quoted;
   }
-}
-
-function waitForDrain(out: Writable): Promise<void> {
-  if (out.destroyed) return Promise.reject(out.errored ?? new Error('output stream destroyed'));
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      out.off('error', onError);
-      resolve();
-    };
-    const onError = (error: Error) => {
-      out.off('drain', onDrain);
-      reject(error);
-    };
-    out.once('drain', onDrain);
-    out.once('error', onError);
-  });
 }
 
 /**
