@@ -4,8 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { quotePg } from '../db/postgres/quote.js';
 import { pgColumnType } from '../loaders/postgres/postgres-dialect.js';
-import { quotePg } from '../loaders/postgres/quote.js';
 import {
   type BenchContext,
   COARSE_MS,

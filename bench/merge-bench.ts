@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import pg from 'pg';
+import { quotePg } from '../db/postgres/quote.js';
 import { LOADED_AT_COLUMN, WINDOW_COLUMN } from '../loaders/dialect.js';
 import { mergeSql, postgresDialect, stagingTableName } from '../loaders/postgres/postgres-dialect.js';
-import { quotePg } from '../loaders/postgres/quote.js';
 import {
   type BenchContext,
   COARSE_MS,

@@ -4,7 +4,7 @@ import { trackingCatalog } from '../catalog/tracking.js';
 import type { Catalog } from '../catalog/types.js';
 import { UsageError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import { openPool } from '../core/pg-pool.js';
+import { openPool } from '../db/postgres/pool.js';
 import { openStagingStore } from '../staging/open-store.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import { durations, type ResolvedDurations, type Settings } from './settings.js';

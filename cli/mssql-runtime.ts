@@ -3,7 +3,7 @@ import { type CheckReport, type CheckResult, reach } from '../connectors/checks-
 import type { ConnectionSettings } from '../connectors/connection-url.js';
 import { errorMessage } from '../core/errors.js';
 import { redact, type Secret } from '../core/secret.js';
-import { quoteMssql } from '../loaders/mssql/mssql-dialect.js';
+import { quoteMssql } from '../db/mssql/quote.js';
 import { mssqlConnection, mssqlDriverConfig } from '../loaders/mssql/mssql-url.js';
 import { MssqlWarehouse } from '../loaders/mssql/mssql-warehouse.js';
 import type { Warehouse } from '../loaders/warehouse.js';

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { WharfError } from '../core/errors.js';
 import { redact, type Secret } from '../core/secret.js';
-import { literalPg, quotePg } from '../loaders/postgres/quote.js';
+import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { type ConnectionSettings, pgClientConfig, pgTlsOptions, sslMode } from './connection-url.js';
 
 /** One pre-flight check: its name, whether it passed, how long it took, and on failure one line with the fix. */

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { UsageError, WharfError } from '../core/errors.js';
-import { inTransaction } from '../core/pg-transaction.js';
 import { Secret } from '../core/secret.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
+import { inTransaction } from '../db/postgres/transaction.js';
 import type { ConnectionSettings, WarehouseEngine } from './connection-url.js';
 import { cannotDecrypt, openSecret, type SealedSecret, sealSecret } from './envelope.js';
 import { currentMasterKey } from './keys.js';

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { WharfError } from '../core/errors.js';
-import { inTransaction } from '../core/pg-transaction.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
+import { inTransaction } from '../db/postgres/transaction.js';
 import { rewrap } from './envelope.js';
 import type { MasterKey } from './master-key.js';
 

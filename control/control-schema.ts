@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { inTransaction } from '../core/pg-transaction.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
+import { inTransaction } from '../db/postgres/transaction.js';
 
 /**
  * The control schema (default `wharf`, in the source database unless --control-url says otherwise):

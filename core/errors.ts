@@ -108,3 +108,27 @@ export function classifyUnknown(error: unknown): ErrorKind {
   if (typeof code === 'string' && TRANSIENT_NODE_CODES.has(code)) return 'transient';
   return 'terminal';
 }
+
+/**
+ * The error and everything it wraps, nearest first: `cause`, the mssql driver's `originalError`, and the
+ * `errors` of an AggregateError (and tedious' `precedingErrors`). Each object once, at most 20.
+ */
+export function causes(error: unknown): object[] {
+  const out: object[] = [];
+  const queue: unknown[] = [error];
+  while (queue.length > 0 && out.length < 20) {
+    const e = queue.shift();
+    if (e === null || typeof e !== 'object' || out.includes(e)) continue;
+    out.push(e);
+    const r = e as { originalError?: unknown; cause?: unknown; errors?: unknown; precedingErrors?: unknown };
+    queue.push(r.cause, r.originalError);
+    if (Array.isArray(r.errors)) queue.push(...r.errors);
+    if (Array.isArray(r.precedingErrors)) queue.push(...r.precedingErrors);
+  }
+  return out;
+}
+
+/** True when the error or anything it wraps has this `code` (a SQLSTATE such as `23503`, a Node code). */
+export function hasCode(error: unknown, code: string): boolean {
+  return causes(error).some((e) => (e as { code?: unknown }).code === code);
+}

@@ -8,7 +8,7 @@ import type { Catalog, Stream } from '../catalog/types.js';
 import { migrateControl } from '../control/control-schema.js';
 import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { literalPg, quotePg } from '../loaders/postgres/quote.js';
+import { literalPg, quotePg } from '../db/postgres/quote.js';
 import {
   MANIFEST_FORMAT_VERSION,
   type ManifestFile,

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type pg from 'pg';
 import type { Catalog, Stream } from '../catalog/types.js';
-import { WharfError, withContext } from '../core/errors.js';
+import { hasCode, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { quotePg } from '../db/postgres/quote.js';
 import { readManifest, type WindowManifest } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
-import { quotePg } from './postgres/quote.js';
 import type { LedgerRow, Warehouse, WindowFile } from './warehouse.js';
 
 /** Which account, which streams, into which warehouse. */
@@ -210,12 +210,7 @@ async function readChecked(options: LoadOptions, window: CommittedWindow): Promi
 }
 
 function isForeignKeyError(error: unknown): boolean {
-  let e: unknown = error;
-  while (e) {
-    if ((e as { code?: string }).code === '23503') return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return hasCode(error, '23503');
 }
 
 function ledgerSha(files: readonly { sha256: string }[]): string {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Connector } from '../connectors/connector-store.js';
 import { errorMessage, WharfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
 import type { Warehouse } from '../loaders/warehouse.js';
 import { readManifest } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';

@@ -1,5 +1,5 @@
-import { classifyUnknown, type ErrorKind, WharfError } from '../core/errors.js';
-import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
+import type { ErrorKind } from '../core/errors.js';
+import { classifyError } from '../db/classify.js';
 
 /** How `withRetry` retries. */
 export interface RetryOptions {
@@ -17,23 +17,6 @@ export interface RetryOptions {
   readonly signal?: AbortSignal;
   /** A number in [0, 1); `Math.random` by default. */
   readonly random?: () => number;
-}
-
-/**
- * The kind of an error for retrying: transient when the error or any of its causes is transient
- * (a `WharfError` of kind transient, a transient SQLSTATE such as 08xxx, 40001, 40P01, 57P01, or a Node
- * network code such as ECONNRESET); terminal otherwise. Never looks at message text.
- */
-export function classifyError(error: unknown): ErrorKind {
-  const seen = new Set<unknown>();
-  let e: unknown = error;
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e);
-    if (e instanceof WharfError && e.kind === 'transient') return 'transient';
-    if (classifyPgError(e) === 'transient' || classifyUnknown(e) === 'transient') return 'transient';
-    e = (e as { cause?: unknown }).cause;
-  }
-  return 'terminal';
 }
 
 /** The backoff before attempt `attempt + 1`: full jitter, uniform in [0, min(maxMs, baseMs · 2^(attempt-1))]. */

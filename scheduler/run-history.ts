@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
 
 export type RunStatus = 'ok' | 'failed' | 'skipped';
 

@@ -4,12 +4,13 @@ import { type LoadOneResult, loadOne } from '../cli/commands/load.js';
 import { connectorStore, openWarehouse } from '../cli/connector-runtime.js';
 import type { CommandContext } from '../cli/context.js';
 import type { Connector } from '../connectors/connector-store.js';
-import { type ErrorKind, errorMessage, WharfError, withContext } from '../core/errors.js';
+import { type ErrorKind, errorMessage, hasCode, WharfError, withContext } from '../core/errors.js';
+import { classifyError } from '../db/classify.js';
+import { quotePg } from '../db/postgres/quote.js';
 import type { ExportSummary } from '../exporter/export.js';
-import { quotePg } from '../loaders/postgres/quote.js';
 import { SchedulerMetrics } from './metrics.js';
 import { type PruneSummary, pruneStaging } from './retention.js';
-import { classifyError, type RetryOptions, sleep, withRetry } from './retry.js';
+import { type RetryOptions, sleep, withRetry } from './retry.js';
 import { recordRun } from './run-history.js';
 
 export interface SchedulerOptions {
@@ -395,14 +396,7 @@ export class Scheduler {
  * than parked.
  */
 export function waitsForParents(error: unknown): boolean {
-  const seen = new Set<unknown>();
-  let e: unknown = error;
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e);
-    if ((e as { code?: unknown }).code === '23503') return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return hasCode(error, '23503');
 }
 
 function oneLine(error: unknown): string {

@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { getStream } from '../catalog/types.js';
 import { UsageError, WharfError } from '../core/errors.js';
-import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { classifyPgError } from '../db/postgres/errors.js';
+import { quotePg } from '../db/postgres/quote.js';
 import { deterministicUuid, hash32, Random } from './random.js';
 import {
   type AccountPlan,

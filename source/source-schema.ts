@@ -2,9 +2,9 @@ import type pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { Catalog, Column, Stream } from '../catalog/types.js';
 import { WharfError } from '../core/errors.js';
-import { inTransaction } from '../core/pg-transaction.js';
-import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
-import { literalPg, quotePg } from '../loaders/postgres/quote.js';
+import { classifyPgError } from '../db/postgres/errors.js';
+import { literalPg, quotePg } from '../db/postgres/quote.js';
+import { inTransaction } from '../db/postgres/transaction.js';
 
 /** Options of `initSource`. */
 export interface SourceSchemaOptions {

@@ -1,9 +1,9 @@
 import { randomInt } from 'node:crypto';
 import type pg from 'pg';
 import { WharfError } from '../core/errors.js';
-import { inTransaction } from '../core/pg-transaction.js';
-import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { classifyPgError } from '../db/postgres/errors.js';
+import { quotePg } from '../db/postgres/quote.js';
+import { inTransaction } from '../db/postgres/transaction.js';
 import { mix32, Random } from './random.js';
 import { COUNTRIES, DEVICES, decimal4, REFERRERS, USER_AGENTS } from './synthetic-values.js';
 

@@ -10,7 +10,7 @@ import {
 import { type ConnectionSettings, parseConnectionUrl } from '../connectors/connection-url.js';
 import { freePort } from '../core/embedded-postgres.js';
 import { Secret } from '../core/secret.js';
-import { literalPg, quotePg } from '../loaders/postgres/quote.js';
+import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
 
 const suffix = randomBytes(4).toString('hex');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
 import { insertLiveEvents } from '../source/source-writer.js';
 import { wharf } from './helpers/cli.js';
 import { tableChecksum } from './helpers/compare.js';

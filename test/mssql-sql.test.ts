@@ -15,14 +15,14 @@ import { trackingCatalog } from '../catalog/tracking.js';
 import type { Column, Stream } from '../catalog/types.js';
 import { IntegrityError, WharfError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
+import { classifyMssqlError } from '../db/mssql/errors.js';
+import { quoteMssql } from '../db/mssql/quote.js';
 import { decodeFile, rowEncoder, stageTimestamp, stageValue } from '../loaders/mssql/bulk-rows.js';
 import {
-  classifyMssqlError,
   missingParentSql,
   mssqlColumnType,
   mssqlDialect,
   mssqlSql,
-  quoteMssql,
   stagingTableName,
 } from '../loaders/mssql/mssql-dialect.js';
 import { mssqlDriverConfig, parseMssqlUrl } from '../loaders/mssql/mssql-url.js';

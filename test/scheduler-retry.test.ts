@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WharfError } from '../core/errors.js';
-import { backoffDelay, classifyError, withRetry } from '../scheduler/retry.js';
+import { classifyError } from '../db/classify.js';
+import { backoffDelay, withRetry } from '../scheduler/retry.js';
 import { waitsForParents } from '../scheduler/scheduler.js';
 
 /** A function that fails `failures` times with `error`, then returns its call count. */

@@ -10,7 +10,7 @@ import { main } from '../cli/main.js';
 import { resolveSettings } from '../cli/settings.js';
 import { parseConnectionUrl } from '../connectors/connection-url.js';
 import type { ConnectorStore } from '../connectors/connector-store.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
 import { delayToNextTick, Scheduler, settledPhaseMs, type TickReport } from '../scheduler/scheduler.js';
 import { initSource } from '../source/source-schema.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';

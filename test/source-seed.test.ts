@@ -2,7 +2,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { WharfError } from '../core/errors.js';
-import { quotePg } from '../loaders/postgres/quote.js';
+import { quotePg } from '../db/postgres/quote.js';
 import { type SeedSummary, seedSource } from '../source/seed.js';
 import { initSource } from '../source/source-schema.js';
 import { insertLiveEvents } from '../source/source-writer.js';

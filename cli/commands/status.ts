@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { errorMessage } from '../../core/errors.js';
-import { quotePg } from '../../loaders/postgres/quote.js';
+import { quotePg } from '../../db/postgres/quote.js';
 import { connectorRunStats, statsFor } from '../../scheduler/run-history.js';
 import { connectorStore, openWarehouse } from '../connector-runtime.js';
 import { formatCount, printResult } from '../output.js';

@@ -1,6 +1,8 @@
 import sql from 'mssql';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { type ErrorContext, errorMessage, WharfError } from '../../core/errors.js';
+import { classifyMssqlError } from '../../db/mssql/errors.js';
+import { quoteMssql } from '../../db/mssql/quote.js';
 import { LEDGER_TABLE, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
 import { addPairs } from '../group-sets.js';
 import { planMigration, stepStatements } from '../migration-plan.js';
@@ -14,11 +16,9 @@ import type {
 } from '../warehouse.js';
 import { decodeFile } from './bulk-rows.js';
 import {
-  classifyMssqlError,
   missingParentSql,
   mssqlDialect,
   QUARANTINE_ROWS_PER_INSERT,
-  quoteMssql,
   stagingLength,
   stagingTableName,
   WINDOW_ID_LENGTH,

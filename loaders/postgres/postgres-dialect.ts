@@ -1,5 +1,6 @@
 import type { Column, Stream } from '../../catalog/types.js';
-import { classifyUnknown, type ErrorKind } from '../../core/errors.js';
+import { classifyPgError } from '../../db/postgres/errors.js';
+import { quotePg } from '../../db/postgres/quote.js';
 import {
   type Dialect,
   LEDGER_TABLE,
@@ -8,7 +9,6 @@ import {
   SYNC_STATUS_TABLE,
   WINDOW_COLUMN,
 } from '../dialect.js';
-import { quotePg } from './quote.js';
 
 const q = quotePg;
 const table = (schema: string, name: string): string => `${q(schema)}.${q(name)}`;
@@ -43,17 +43,6 @@ export function pgColumnType(column: Column): string {
     case 'jsonb':
       return 'jsonb';
   }
-}
-
-/** SQLSTATE classes that a retry can fix: connection problems, serialization failures, deadlocks, shutdowns. */
-const TRANSIENT_SQLSTATE = [/^08/, /^40001$/, /^40P01$/, /^53/, /^57P0[1-4]$/, /^55P03$/, /^58/, /^XX000$/];
-
-export function classifyPgError(error: unknown): ErrorKind {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
-    return TRANSIENT_SQLSTATE.some((re) => re.test(code)) ? 'transient' : 'terminal';
-  }
-  return classifyUnknown(error);
 }
 
 function columnList(stream: Stream): string[] {

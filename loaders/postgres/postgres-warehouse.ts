@@ -4,7 +4,9 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
 import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
-import { inTransaction } from '../../core/pg-transaction.js';
+import { classifyPgError } from '../../db/postgres/errors.js';
+import { literalPg, quotePg } from '../../db/postgres/quote.js';
+import { inTransaction } from '../../db/postgres/transaction.js';
 import {
   LEDGER_TABLE,
   LOADED_AT_COLUMN,
@@ -22,8 +24,7 @@ import type {
   Warehouse,
   WindowFile,
 } from '../warehouse.js';
-import { classifyPgError, mergeSql, postgresDialect, stagingTableName } from './postgres-dialect.js';
-import { literalPg, quotePg } from './quote.js';
+import { mergeSql, postgresDialect, stagingTableName } from './postgres-dialect.js';
 
 const q = quotePg;
 

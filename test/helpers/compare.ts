@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type sql from 'mssql';
 import type pg from 'pg';
 import type { Column, Stream } from '../../catalog/types.js';
-import { quoteMssql } from '../../loaders/mssql/mssql-dialect.js';
-import { quotePg as q } from '../../loaders/postgres/quote.js';
+import { quoteMssql } from '../../db/mssql/quote.js';
+import { quotePg as q } from '../../db/postgres/quote.js';
 
 /**
  * The canonical text of a value, the same whichever engine holds it: timestamps as UTC ISO with microseconds

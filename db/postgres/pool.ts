@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { classifyPgError } from '../loaders/postgres/postgres-dialect.js';
-import { WharfError } from './errors.js';
-import { redactUrls } from './secret.js';
+import { WharfError } from '../../core/errors.js';
+import { redactUrls } from '../../core/secret.js';
+import { classifyPgError } from './errors.js';
 
 /** A URL without its password, for messages. */
 export function describePgUrl(url: string): string {
