@@ -6,6 +6,7 @@ import { hasCode, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { quotePg } from '../db/postgres/quote.js';
 import { readManifest, type WindowManifest } from '../staging/manifest.js';
+import { type StagedPart, stagedParts } from '../staging/staged-part.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import type { LedgerRow, Warehouse, WindowFile } from './warehouse.js';
 
@@ -213,6 +214,27 @@ function isForeignKeyError(error: unknown): boolean {
   return hasCode(error, '23503');
 }
 
+/** A part whose first bytes read call `onStep('copy:<stream>')` (crash tests stop there). */
+function announceCopy(part: StagedPart, onStep: (step: string) => void): StagedPart {
+  return {
+    ...part,
+    open: async () => {
+      let first = true;
+      return (await part.open()).pipe(
+        new Transform({
+          transform(chunk, _enc, cb) {
+            if (first) {
+              first = false;
+              onStep(`copy:${part.stream}`);
+            }
+            cb(null, chunk);
+          },
+        }),
+      );
+    },
+  };
+}
+
 function ledgerSha(files: readonly { sha256: string }[]): string {
   const h = createHash('sha256');
   for (const s of files.map((f) => f.sha256).sort()) h.update(s);
@@ -242,38 +264,8 @@ async function loadBatch(
       const files: WindowFile[] = [];
       for (const planned of batch) {
         if (!planned.streams.includes(stream.name)) continue;
-        const columns = planned.manifest.streams[stream.name]?.columns ?? stream.columns.map((c) => c.name);
-        const mine = planned.manifest.files.filter(
-          (f) => f.stream === stream.name && f.account === target.account,
-        );
-        for (const f of mine) {
-          files.push({
-            windowId: planned.window.id,
-            key: f.key,
-            stream: f.stream,
-            rows: f.rows,
-            bytes: f.bytes,
-            sha256: f.sha256,
-            columns,
-            open: async () => {
-              const body = await store.get(f.key, f.sha256);
-              if (!options.onStep) return body;
-              let first = true;
-              const step = options.onStep;
-              return body.pipe(
-                new Transform({
-                  transform(chunk, _enc, cb) {
-                    if (first) {
-                      first = false;
-                      step(`copy:${stream.name}`);
-                    }
-                    cb(null, chunk);
-                  },
-                }),
-              );
-            },
-          });
-        }
+        const mine = stagedParts(store, planned.window.id, planned.manifest, stream, target.account);
+        for (const part of mine) files.push(options.onStep ? announceCopy(part, options.onStep) : part);
         ledger.push({
           windowId: planned.window.id,
           stream: stream.name,

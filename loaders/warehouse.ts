@@ -1,21 +1,9 @@
-import type { Readable } from 'node:stream';
 import type { Catalog, Stream } from '../catalog/types.js';
+import type { StagedPart } from '../staging/staged-part.js';
 import type { Dialect } from './dialect.js';
 
-/** One staged file of a window, as the loader sees it. */
-export interface WindowFile {
-  /** The window the file belongs to; rows staged from it carry it in `_wharf_window`. */
-  readonly windowId: string;
-  readonly key: string;
-  readonly stream: string;
-  readonly rows: number;
-  readonly bytes: number;
-  readonly sha256: string;
-  /** The file's columns in order (its header line), from the window manifest. */
-  readonly columns: readonly string[];
-  /** Opens the stored bytes (csv.gz); the stream fails if they do not match `sha256`. */
-  open(): Promise<Readable>;
-}
+/** One staged part of a window, as the loader sees it (an account's rows of one stream). */
+export type WindowFile = StagedPart;
 
 /** One row of `<schema>._wharf_loads`. */
 export interface LedgerRow {
