@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase } from 'yargs';
-import { CommandContext } from './context.js';
-import { resolveSettings } from './settings.js';
+import { Runtime } from '../pipeline/runtime.js';
+import { resolveSettings } from '../pipeline/settings.js';
 
 /** Options every command accepts. */
 export interface GlobalArgs {
@@ -18,16 +18,16 @@ export interface GlobalArgs {
   settle?: string;
 }
 
-/** Wraps a command handler: resolves settings, opens what it uses, always closes it. */
-export function withContext<A extends GlobalArgs>(
-  handler: (ctx: CommandContext, args: ArgumentsCamelCase<A>) => Promise<void>,
+/** Wraps a command handler: resolves the settings, builds the runtime it uses, always closes it. */
+export function withRuntime<A extends GlobalArgs>(
+  handler: (rt: Runtime, args: ArgumentsCamelCase<A>) => Promise<void>,
 ): (args: ArgumentsCamelCase<A>) => Promise<void> {
   return async (args) => {
-    const ctx = new CommandContext(resolveSettings(args as unknown as Record<string, unknown>));
+    const rt = new Runtime(resolveSettings(args as unknown as Record<string, unknown>));
     try {
-      await handler(ctx, args);
+      await handler(rt, args);
     } finally {
-      await ctx.close();
+      await rt.close();
     }
   };
 }

@@ -4,7 +4,7 @@ import { UsageError, WharfError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
 import { quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
-import type { ConnectionSettings, WarehouseEngine } from './connection-url.js';
+import type { ConnectionSettings } from './connection-url.js';
 import { cannotDecrypt, openSecret, type SealedSecret, sealSecret } from './envelope.js';
 import { currentMasterKey } from './keys.js';
 import type { MasterKey, MasterKeyring } from './master-key.js';
@@ -12,12 +12,27 @@ import type { MasterKey, MasterKeyring } from './master-key.js';
 export type ConnectorState = 'active' | 'paused' | 'failing' | 'disabled';
 export type ConnectorFormat = 'csv' | 'parquet' | 'json';
 
-/** A connector as stored: one customer account → one warehouse schema. Never holds the password. */
+/** Warehouses (PostgreSQL, SQL Server) and buckets: an account has at most one active connector of each. */
+export type ConnectorFamily = 'warehouse' | 'bucket';
+
+/**
+ * A kind's settings as stored (JSON in the control database): where the destination is, never a secret.
+ * Every kind's settings name the kind in `engine`; the rest is the kind's own (see destinations/).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the shape is the destination kind's own; its code reads it
+export type StoredSettings = Readonly<Record<string, any>> & { readonly engine: string };
+
+/** A connector's secret fields (a warehouse password, a bucket's secret key), decrypted. */
+export type SecretFields = Readonly<Record<string, Secret>>;
+
+/** A connector as stored: one customer account → one destination. Never holds a secret. */
 export interface Connector {
   readonly id: string;
   readonly account: string;
-  readonly engine: WarehouseEngine;
-  readonly settings: ConnectionSettings;
+  /** The destination kind: `postgres`, `mssql`, `bucket`. */
+  readonly engine: string;
+  readonly family: ConnectorFamily;
+  readonly settings: StoredSettings;
   readonly streams: readonly string[];
   readonly format: ConnectorFormat;
   readonly state: ConnectorState;
@@ -31,7 +46,11 @@ export interface Connector {
 
 export interface AddConnectorInput {
   readonly account: string | number;
-  readonly settings: ConnectionSettings;
+  readonly settings: StoredSettings | ConnectionSettings;
+  /** Default `warehouse`. */
+  readonly family?: ConnectorFamily;
+  /** The secret fields; `password` is a shorthand for `{ password }`. */
+  readonly secret?: SecretFields;
   readonly password?: Secret;
   /** Warehouse schema; default `tracking`. */
   readonly schema?: string;
@@ -40,23 +59,27 @@ export interface AddConnectorInput {
   readonly format?: ConnectorFormat;
 }
 
-/** What `rotate` changes: new settings (from a new URL), a new password, or both. */
+/** What `rotate` changes: new settings (from a new URL), new secret fields, or both. */
 export interface RotateInput {
-  readonly settings?: ConnectionSettings;
+  readonly settings?: StoredSettings | ConnectionSettings;
+  /** Replaces these secret fields; the others are kept. */
+  readonly secret?: SecretFields;
   readonly password?: Secret;
 }
 
-/** What a connector needs to connect. */
+/** What a connector needs to connect: its settings and secret fields (`password` is `secret.password`). */
 export interface Credentials {
-  readonly settings: ConnectionSettings;
+  readonly settings: StoredSettings;
+  readonly secret: SecretFields;
   readonly password?: Secret;
 }
 
 interface ConnectorRow {
   id: string;
   account_id: string;
-  engine: WarehouseEngine;
-  settings: ConnectionSettings;
+  engine: string;
+  family: ConnectorFamily;
+  settings: StoredSettings;
   streams: string[];
   format: ConnectorFormat;
   state: ConnectorState;
@@ -74,9 +97,19 @@ interface SecretRow {
   ciphertext: Buffer;
 }
 
-/** The sealed payload: JSON, so that an engine needing more than a password can add fields. */
-interface SecretPayload {
-  password?: string;
+/** The sealed payload: JSON of the secret fields (`{"password": …}`, `{"secretAccessKey": …}`). */
+type SecretPayload = Record<string, string>;
+
+const FAMILIES: readonly ConnectorFamily[] = ['warehouse', 'bucket'];
+
+function secretFields(payload: SecretPayload): SecretFields {
+  return Object.fromEntries(Object.entries(payload).map(([k, v]) => [k, new Secret(v)]));
+}
+
+function toCredentials(settings: StoredSettings, secret: SecretFields): Credentials {
+  return secret.password === undefined
+    ? { settings, secret }
+    : { settings, secret, password: secret.password };
 }
 
 const STATES: readonly ConnectorState[] = ['active', 'paused', 'failing', 'disabled'];
@@ -87,6 +120,7 @@ function toConnector(row: ConnectorRow): Connector {
     id: row.id,
     account: row.account_id,
     engine: row.engine,
+    family: row.family,
     settings: row.settings,
     streams: row.streams,
     format: row.format,
@@ -153,6 +187,9 @@ export class ConnectorStore {
       throw new UsageError(`unknown format "${format}"`, `use ${FORMATS.join(', ')}`);
     const schema = input.schema ?? 'tracking';
     if (schema.trim() === '') throw new UsageError('the warehouse schema name is empty');
+    const family = input.family ?? 'warehouse';
+    if (!FAMILIES.includes(family)) throw new UsageError(`unknown connector family "${family}"`);
+    const secret: SecretFields = { ...(input.password ? { password: input.password } : {}), ...input.secret };
     const s = this.#s;
     return inTransaction(this.#pool, async (client) => {
       const master = await currentMasterKey(client, this.#schema, this.#keys.current);
@@ -160,28 +197,33 @@ export class ConnectorStore {
       await client.query('savepoint add_connector');
       try {
         const inserted = await client.query<{ id: string }>(
-          `insert into ${s}.connectors (account_id, engine, settings, streams, format, schema)
-           values ($1, $2, $3, $4, $5, $6) returning id`,
-          [account, input.settings.engine, JSON.stringify(input.settings), streams, format, schema],
+          `insert into ${s}.connectors (account_id, engine, family, settings, streams, format, schema)
+           values ($1, $2, $3, $4, $5, $6, $7) returning id`,
+          [account, input.settings.engine, family, JSON.stringify(input.settings), streams, format, schema],
         );
         id = inserted.rows[0]!.id;
       } catch (error) {
         if ((error as { code?: string }).code !== '23505') throw error;
         await client.query('rollback to savepoint add_connector');
-        throw await this.#duplicate(client, account);
+        throw await this.#duplicate(client, account, family);
       }
-      await this.#insertSecret(client, id, 1, master, input.password);
+      await this.#insertSecret(client, id, 1, master, secret);
       return this.#read(client, id);
     });
   }
 
-  async #duplicate(client: pg.ClientBase | pg.Pool, account: string): Promise<WharfError> {
+  async #duplicate(
+    client: pg.ClientBase | pg.Pool,
+    account: string,
+    family: ConnectorFamily,
+  ): Promise<WharfError> {
     const existing = await client.query<{ id: string }>(
-      `select id from ${this.#s}.connectors where account_id = $1 and state <> 'disabled' order by id limit 1`,
-      [account],
+      `select id from ${this.#s}.connectors where account_id = $1 and family = $2 and state <> 'disabled' order by id limit 1`,
+      [account, family],
     );
     const other = existing.rows[0]?.id ?? '?';
-    return new WharfError(`account ${account} already has active connector ${other}`, {
+    const what = family === 'warehouse' ? 'connector' : `${family} connector`;
+    return new WharfError(`account ${account} already has active ${what} ${other}`, {
       kind: 'terminal',
       code: '23505',
       context: { account },
@@ -194,9 +236,11 @@ export class ConnectorStore {
     connectorId: string,
     version: number,
     master: MasterKey,
-    password: Secret | undefined,
+    secret: SecretFields,
   ): Promise<void> {
-    const payload: SecretPayload = password ? { password: password.reveal() } : {};
+    const payload: SecretPayload = Object.fromEntries(
+      Object.entries(secret).map(([k, v]) => [k, v.reveal()]),
+    );
     const sealed = sealSecret(master, { connectorId, version }, new Secret(JSON.stringify(payload)));
     await client.query(
       `insert into ${this.#s}.secrets (connector_id, version, key_id, key_version, wrapped_key, ciphertext)
@@ -214,7 +258,7 @@ export class ConnectorStore {
   async #select(client: pg.ClientBase | pg.Pool, where: string, values: unknown[]): Promise<Connector[]> {
     const s = this.#s;
     const result = await client.query<ConnectorRow>(
-      `select c.id, c.account_id, c.engine, c.settings, c.streams, c.format, c.state, c.state_reason, c.schema,
+      `select c.id, c.account_id, c.engine, c.family, c.settings, c.streams, c.format, c.state, c.state_reason, c.schema,
               c.created_at,
               (select max(version) from ${s}.secrets x where x.connector_id = c.id and x.retired_at is null) as secret_version
        from ${s}.connectors c ${where} order by c.id`,
@@ -233,7 +277,7 @@ export class ConnectorStore {
     return this.#select(this.#pool, '', []);
   }
 
-  /** Settings and the decrypted password of the connector's current secret version. */
+  /** Settings and the decrypted secret fields of the connector's current secret version. */
   async credentials(id: string | number): Promise<Credentials> {
     const connectorId = checkId(id, 'a connector id');
     const connector = await this.get(connectorId);
@@ -249,10 +293,7 @@ export class ConnectorStore {
         hint: `set one with \`wharf connectors rotate ${connectorId}\``,
       });
     }
-    const payload = this.#open(connectorId, row);
-    return payload.password === undefined
-      ? { settings: connector.settings }
-      : { settings: connector.settings, password: new Secret(payload.password) };
+    return toCredentials(connector.settings, secretFields(this.#open(connectorId, row)));
   }
 
   #open(connectorId: string, row: SecretRow): SecretPayload {
@@ -275,7 +316,7 @@ export class ConnectorStore {
   /**
    * Replaces the connector's secret (new version n+1, the old one retired) and, when given, its
    * settings. The connector keeps its id, so its warehouse ledger and run history carry on.
-   * Without a new password the current one is kept (e.g. a new host).
+   * Secret fields not given are kept (e.g. a new host, the same password).
    */
   async rotate(id: string | number, change: RotateInput): Promise<Connector> {
     const connectorId = checkId(id, 'a connector id');
@@ -299,18 +340,19 @@ export class ConnectorStore {
         [connectorId],
       );
       const last = current.rows[0];
-      let password = change.password;
-      if (password === undefined && last && last.ciphertext.length > 0) {
-        const payload = this.#open(connectorId, last);
-        if (payload.password !== undefined) password = new Secret(payload.password);
-      }
+      const kept = last && last.ciphertext.length > 0 ? secretFields(this.#open(connectorId, last)) : {};
+      const secret: SecretFields = {
+        ...kept,
+        ...change.secret,
+        ...(change.password ? { password: change.password } : {}),
+      };
       const master = await currentMasterKey(client, this.#schema, this.#keys.current);
       const version = (last?.version ?? 0) + 1;
       await client.query(
         `update ${s}.secrets set retired_at = now() where connector_id = $1 and retired_at is null`,
         [connectorId],
       );
-      await this.#insertSecret(client, connectorId, version, master, password);
+      await this.#insertSecret(client, connectorId, version, master, secret);
       await client.query(
         `update ${s}.connectors set settings = coalesce($2::jsonb, settings), updated_at = now() where id = $1`,
         [connectorId, change.settings ? JSON.stringify(change.settings) : null],
@@ -337,13 +379,13 @@ export class ConnectorStore {
       if (updated.rowCount === 0) throw noSuchConnector(connectorId);
     } catch (error) {
       if ((error as { code?: string }).code !== '23505') throw error;
-      const account = (
-        await this.#pool.query<{ account_id: string }>(
-          `select account_id from ${this.#s}.connectors where id = $1`,
+      const row = (
+        await this.#pool.query<{ account_id: string; family: ConnectorFamily }>(
+          `select account_id, family from ${this.#s}.connectors where id = $1`,
           [connectorId],
         )
-      ).rows[0]?.account_id;
-      throw await this.#duplicate(this.#pool, account ?? '?');
+      ).rows[0];
+      throw await this.#duplicate(this.#pool, row?.account_id ?? '?', row?.family ?? 'warehouse');
     }
     return this.get(connectorId);
   }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quotePg } from '../db/postgres/quote.js';
+import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
 
 /**
@@ -97,6 +97,32 @@ export const controlMigrations: readonly ControlMigration[] = [
     description: 'run history by time (status, retention)',
     sql: (s) => `
       create index if not exists runs_started_idx on ${s}.runs (started_at);
+    `,
+  },
+  {
+    version: 4,
+    description: 'windows in commit order (seq)',
+    sql: (s) => `
+      alter table ${s}.windows add column if not exists seq bigint;
+      create sequence if not exists ${s}.windows_seq owned by ${s}.windows.seq;
+      update ${s}.windows w set seq = o.n
+        from (select format, window_id, row_number() over (order by exported_at, start_at, revision) as n
+                from ${s}.windows) o
+       where w.format = o.format and w.window_id = o.window_id;
+      select setval(${literalPg(`${s}.windows_seq`)}::regclass, coalesce((select max(seq) from ${s}.windows), 0) + 1, false);
+      alter table ${s}.windows alter column seq set default nextval(${literalPg(`${s}.windows_seq`)}::regclass);
+      alter table ${s}.windows alter column seq set not null;
+      create unique index if not exists windows_seq_idx on ${s}.windows (format, seq);
+    `,
+  },
+  {
+    version: 5,
+    description: 'one active connector per account and family (warehouse, bucket)',
+    sql: (s) => `
+      alter table ${s}.connectors add column if not exists family text not null default 'warehouse';
+      drop index if exists ${s}.connectors_one_active_per_account;
+      create unique index if not exists connectors_one_active_per_account_family
+        on ${s}.connectors (account_id, family) where state <> 'disabled';
     `,
   },
 ];

@@ -132,3 +132,8 @@ export function causes(error: unknown): object[] {
 export function hasCode(error: unknown, code: string): boolean {
   return causes(error).some((e) => (e as { code?: unknown }).code === code);
 }
+
+/** The one line to show for any error: a `WharfError`'s `oneLine()`, else its message. */
+export function oneLine(error: unknown): string {
+  return error instanceof WharfError ? error.oneLine() : errorMessage(error);
+}

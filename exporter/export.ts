@@ -6,8 +6,10 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../catalog/types.js';
 import { migrateControl } from '../control/control-schema.js';
+import { WindowsTable } from '../control/windows.js';
 import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { withAdvisoryLock } from '../db/postgres/locks.js';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import {
   MANIFEST_FORMAT_VERSION,
@@ -141,65 +143,69 @@ export async function exportWindows(options: ExportOptions): Promise<ExportSumma
   };
   const control = await options.control.connect();
   const cs = quotePg(options.controlSchema);
+  const windowsTable = new WindowsTable(options.controlSchema);
   const lockKey = `wharf.export.${options.controlSchema}.${options.format.name}`;
-  let locked = false;
   try {
     await migrateControl(control, options.controlSchema);
-    if (options.lock === 'skip') {
-      const r = await control.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
-        lockKey,
-      ]);
-      locked = r.rows[0]!.ok;
-      if (!locked) {
-        summary.skipped = true;
-        return summary;
-      }
-    } else {
-      await control.query('select pg_advisory_lock(hashtext($1))', [lockKey]);
-      locked = true;
-    }
-
-    const last = await control.query<{ end_at: Date | null }>(
-      `select max(end_at) as end_at from ${cs}.windows where format = $1`,
-      [options.format.name],
-    );
-    const exportedUpTo = last.rows[0]?.end_at ?? null;
-    const source = await options.source.connect();
-    let mark: Awaited<ReturnType<typeof readWatermark>>;
-    let oldest: Date | undefined;
-    try {
-      mark = await readWatermark(source, options.settleMs, options.longTransactionMs);
-      // the oldest change only matters before the first window: where history starts
-      if (!exportedUpTo) oldest = await oldestChange(source, options);
-    } finally {
-      source.release();
-    }
-    summary.watermark = mark.watermark.toISOString();
-    await noteLongTransactions(control, cs, mark.blockers, log, summary);
-
-    // windows spanned by long transactions that have ended since: re-check them
-    summary.revisions += await recheckAfterLongTransactions(options, control, cs, mark.blockers, log);
-
-    const cursor = exportedUpTo ?? initialCursor(oldest, mark.watermark, options.sizes);
-    const windows = planWindows(cursor, mark.watermark, options.sizes, options.maxWindows);
-    log.debug({ cursor, watermark: mark.watermark, windows: windows.length }, 'planned windows');
-
-    for (const [index, window] of windows.entries()) {
-      const result = await exportWindowRevisions(options, control, cs, window, log);
-      summary.windows++;
-      summary.files += result.files - result.alreadyStaged;
-      summary.filesAlreadyStaged += result.alreadyStaged;
-      summary.rows += result.rows;
-      summary.bytes += result.bytes;
-      if (result.manifest.window.revision > 0) summary.revisions++;
-      options.onProgress?.({ window, index: index + 1, total: windows.length, rows: summary.rows });
-    }
+    const done = await withAdvisoryLock(control, lockKey, options.lock ?? 'wait', async () => {
+      await exportClosed(options, control, cs, windowsTable, summary, log);
+      return true;
+    });
+    if (!done) summary.skipped = true;
   } finally {
-    if (locked) await control.query('select pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => {});
     control.release();
     summary.seconds = (Date.now() - started) / 1000;
   }
   return summary;
+}
+
+/** Plans and exports the windows closed since the last export (under the export lock). */
+async function exportClosed(
+  options: ExportOptions,
+  control: pg.ClientBase,
+  cs: string,
+  windowsTable: WindowsTable,
+  summary: ExportSummary,
+  log: Logger,
+): Promise<void> {
+  const exportedUpTo = await windowsTable.exportedUpTo(control, options.format.name);
+  const source = await options.source.connect();
+  let mark: Awaited<ReturnType<typeof readWatermark>>;
+  let oldest: Date | undefined;
+  try {
+    mark = await readWatermark(source, options.settleMs, options.longTransactionMs);
+    // the oldest change only matters before the first window: where history starts
+    if (!exportedUpTo) oldest = await oldestChange(source, options);
+  } finally {
+    source.release();
+  }
+  summary.watermark = mark.watermark.toISOString();
+  await noteLongTransactions(control, cs, mark.blockers, log, summary);
+
+  // windows spanned by long transactions that have ended since: re-check them
+  summary.revisions += await recheckAfterLongTransactions(
+    options,
+    control,
+    cs,
+    windowsTable,
+    mark.blockers,
+    log,
+  );
+
+  const cursor = exportedUpTo ?? initialCursor(oldest, mark.watermark, options.sizes);
+  const windows = planWindows(cursor, mark.watermark, options.sizes, options.maxWindows);
+  log.debug({ cursor, watermark: mark.watermark, windows: windows.length }, 'planned windows');
+
+  for (const [index, window] of windows.entries()) {
+    const result = await exportWindowRevisions(options, control, windowsTable, window, log);
+    summary.windows++;
+    summary.files += result.files - result.alreadyStaged;
+    summary.filesAlreadyStaged += result.alreadyStaged;
+    summary.rows += result.rows;
+    summary.bytes += result.bytes;
+    if (result.manifest.window.revision > 0) summary.revisions++;
+    options.onProgress?.({ window, index: index + 1, total: windows.length, rows: summary.rows });
+  }
 }
 
 async function oldestChange(source: pg.ClientBase, options: ExportOptions): Promise<Date | undefined> {
@@ -258,6 +264,7 @@ async function recheckAfterLongTransactions(
   options: ExportOptions,
   control: pg.ClientBase,
   cs: string,
+  windowsTable: WindowsTable,
   blockers: readonly Blocker[],
   log: Logger,
 ): Promise<number> {
@@ -270,30 +277,25 @@ async function recheckAfterLongTransactions(
       (b) => b.pid === lt.pid && b.xactStart.getTime() === lt.xact_start.getTime(),
     );
     if (running) continue;
-    const spanned = await control.query<{
-      window_id: string;
-      start_at: Date;
-      end_at: Date;
-      revision: number;
-    }>(
-      `select distinct on (start_at) window_id, start_at, end_at, revision from ${cs}.windows
-        where format = $1 and end_at > $2 order by start_at, revision desc`,
-      [options.format.name, lt.xact_start],
+    const spanned = await windowsTable.latestRevisionsEndingAfter(
+      control,
+      options.format.name,
+      lt.xact_start,
     );
-    for (const w of spanned.rows) {
-      const window = makeWindow(w.start_at, w.end_at, w.revision);
+    for (const w of spanned) {
+      const window = makeWindow(w.start, w.end, w.revision);
       const stored = await readManifest(options.store, manifestKey(options.format, window));
       const now = await checksumWindow(options, window);
       const changed = options.catalog.streams.some(
         (s) => (stored.streams[s.name]?.checksum ?? '0:0000000000000000') !== now[s.name],
       );
       if (changed) {
-        const next = makeWindow(w.start_at, w.end_at, w.revision + 1);
+        const next = makeWindow(w.start, w.end, w.revision + 1);
         log.warn(
           { window: window.id, revision: next.revision },
           'window changed after a long transaction ended: exporting a new revision',
         );
-        await exportWindowRevisions(options, control, cs, next, log);
+        await exportWindowRevisions(options, control, windowsTable, next, log);
         revisions++;
       }
     }
@@ -309,7 +311,7 @@ async function recheckAfterLongTransactions(
 async function exportWindowRevisions(
   options: ExportOptions,
   control: pg.ClientBase,
-  cs: string,
+  windowsTable: WindowsTable,
   window: TimeWindow,
   log: Logger,
 ): Promise<WindowResult> {
@@ -317,21 +319,13 @@ async function exportWindowRevisions(
   for (;;) {
     try {
       const result = await exportWindow(options, current, log);
-      await control.query(
-        `insert into ${cs}.windows (format, window_id, start_at, end_at, revision, manifest_key, files, rows, bytes)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (format, window_id) do nothing`,
-        [
-          options.format.name,
-          current.id,
-          current.start,
-          current.end,
-          current.revision,
-          result.manifestKey,
-          result.files,
-          result.rows,
-          result.bytes,
-        ],
-      );
+      await windowsTable.record(control, options.format.name, {
+        ...current,
+        manifestKey: result.manifestKey,
+        files: result.files,
+        rows: result.rows,
+        bytes: result.bytes,
+      });
       log.info(
         { window: current.id, rows: result.rows, files: result.files, bytes: result.bytes },
         `exported window ${current.id}`,

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type pg from 'pg';
 import type { Catalog, Stream } from '../catalog/types.js';
+import { type CommittedWindow, WindowsTable } from '../control/windows.js';
 import { hasCode, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { quotePg } from '../db/postgres/quote.js';
-import { readManifest, type WindowManifest } from '../staging/manifest.js';
+import { readManifest, STAGING_FORMAT, type WindowManifest } from '../staging/manifest.js';
 import { type StagedPart, stagedParts } from '../staging/staged-part.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import type { LedgerRow, Warehouse, WindowFile } from './warehouse.js';
@@ -51,15 +51,6 @@ export interface LoadSummary {
   quarantined: number;
   seconds: number;
   lastWindow: string | null;
-}
-
-interface CommittedWindow {
-  readonly id: string;
-  readonly start: Date;
-  readonly end: Date;
-  readonly revision: number;
-  readonly manifestKey: string;
-  readonly rows: number;
 }
 
 interface PlannedWindow {
@@ -157,37 +148,13 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
   return summary;
 }
 
-async function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
-  const cs = quotePg(options.controlSchema);
-  const params: unknown[] = ['csv'];
-  let where = 'format = $1';
-  if (options.replay?.from) {
-    params.push(options.replay.from);
-    where += ` and end_at > $${params.length}`;
-  }
-  if (options.replay?.to) {
-    params.push(options.replay.to);
-    where += ` and start_at < $${params.length}`;
-  }
-  const { rows } = await options.control.query<{
-    window_id: string;
-    start_at: Date;
-    end_at: Date;
-    revision: number;
-    manifest_key: string;
-    rows: string;
-  }>(
-    `select window_id, start_at, end_at, revision, manifest_key, rows from ${cs}.windows where ${where} order by start_at, revision`,
-    params,
-  );
-  return rows.map((r) => ({
-    id: r.window_id,
-    start: r.start_at,
-    end: r.end_at,
-    revision: r.revision,
-    manifestKey: r.manifest_key,
-    rows: Number(r.rows),
-  }));
+/** The committed windows the load considers, in commit order (a replay: those of its range). */
+function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
+  const { from, to } = options.replay ?? {};
+  return new WindowsTable(options.controlSchema).committed(options.control, STAGING_FORMAT, {
+    ...(from ? { endsAfter: from } : {}),
+    ...(to ? { startsBefore: to } : {}),
+  });
 }
 
 async function readChecked(options: LoadOptions, window: CommittedWindow): Promise<WindowManifest> {
@@ -204,8 +171,10 @@ async function readChecked(options: LoadOptions, window: CommittedWindow): Promi
       { context: ctx, hint: 'upgrade Wharf to the version that exported this window' },
     );
   }
-  if (manifest.format !== 'csv') {
-    throw new WharfError(`window is staged as ${manifest.format}; loaders read csv`, { context: ctx });
+  if (manifest.format !== STAGING_FORMAT) {
+    throw new WharfError(`window is staged as ${manifest.format}; loaders read ${STAGING_FORMAT}`, {
+      context: ctx,
+    });
   }
   return manifest;
 }

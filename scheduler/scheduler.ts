@@ -1,17 +1,16 @@
 import pLimit from 'p-limit';
-import { runExport } from '../cli/commands/export.js';
-import { type LoadOneResult, loadOne } from '../cli/commands/load.js';
-import { connectorStore, openWarehouse } from '../cli/connector-runtime.js';
-import type { CommandContext } from '../cli/context.js';
 import type { Connector } from '../connectors/connector-store.js';
-import { type ErrorKind, errorMessage, hasCode, WharfError, withContext } from '../core/errors.js';
+import { WindowsTable } from '../control/windows.js';
+import { type ErrorKind, hasCode, oneLine, withContext } from '../core/errors.js';
 import { classifyError } from '../db/classify.js';
-import { quotePg } from '../db/postgres/quote.js';
 import type { ExportSummary } from '../exporter/export.js';
-import { SchedulerMetrics } from './metrics.js';
-import { type PruneSummary, pruneStaging } from './retention.js';
+import { type ConnectorJobResult, openWarehouse, runConnectorJob } from '../pipeline/connector-job.js';
+import { runExportJob } from '../pipeline/export-job.js';
+import type { PipelineMetrics } from '../pipeline/metrics.js';
+import { type PruneSummary, pruneStaging } from '../pipeline/retention.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import { STAGING_FORMAT } from '../staging/manifest.js';
 import { type RetryOptions, sleep, withRetry } from './retry.js';
-import { recordRun } from './run-history.js';
 
 export interface SchedulerOptions {
   /** Time between the starts of two ticks. */
@@ -30,8 +29,6 @@ export interface SchedulerOptions {
   readonly retentionMs?: number;
   /** How often retention runs (default every hour, and at the first tick). */
   readonly retentionEveryMs?: number;
-  /** The registry to count into (a new one by default). */
-  readonly metrics?: SchedulerMetrics;
 }
 
 /** What a tick did with one connector. */
@@ -93,8 +90,8 @@ export function settledPhaseMs(settleMs: number, windowMs: number): number {
  * `failing`, with the reason) until `wharf connectors test ID` passes; the other connectors go on.
  */
 export class Scheduler {
-  readonly metrics: SchedulerMetrics;
-  readonly #ctx: CommandContext;
+  readonly metrics: PipelineMetrics;
+  readonly #ctx: Runtime;
   readonly #options: SchedulerOptions;
   /** Per connector, the windows mark of its last successful load by this process. */
   readonly #loadedAt = new Map<string, string>();
@@ -102,10 +99,10 @@ export class Scheduler {
   #lastTick: TickReport | undefined;
   #lastRetention = 0;
 
-  constructor(ctx: CommandContext, options: SchedulerOptions) {
-    this.#ctx = ctx;
+  constructor(rt: Runtime, options: SchedulerOptions) {
+    this.#ctx = rt;
     this.#options = options;
-    this.metrics = options.metrics ?? new SchedulerMetrics();
+    this.metrics = rt.metrics;
   }
 
   /** The last finished tick, if any. */
@@ -131,7 +128,7 @@ export class Scheduler {
     let exportError: string | null = null;
     if (!signal?.aborted) {
       try {
-        exported = await withRetry(() => runExport(this.#ctx, { lock: 'skip', progress: false }), {
+        exported = await withRetry(() => runExportJob(this.#ctx, { lock: 'skip' }), {
           ...this.#retry(signal),
           onRetry: (error, attempt, delay) =>
             log.warn(
@@ -141,8 +138,6 @@ export class Scheduler {
         });
         this.#lastActivity = Date.now();
         if (!exported.skipped && exported.windows > 0) {
-          this.metrics.windowsExported.inc(exported.windows);
-          this.metrics.rowsExported.inc(exported.rows);
           log.info(
             { windows: exported.windows, rows: exported.rows },
             `exported ${exported.windows} window(s)`,
@@ -200,7 +195,7 @@ export class Scheduler {
   }
 
   async #loadAll(signal: AbortSignal | undefined): Promise<ConnectorOutcome[]> {
-    const store = await connectorStore(this.#ctx);
+    const store = await this.#ctx.connectors();
     const active = (await store.list()).filter((c) => c.state === 'active');
     const mark = await this.#windowsMark();
     const limit = pLimit(Math.max(1, this.#options.concurrency ?? 4));
@@ -228,12 +223,9 @@ export class Scheduler {
   ): Promise<ConnectorOutcome> {
     const ctx = this.#ctx;
     const id = String(connector.id);
-    const startedAt = new Date();
-    const control = await ctx.control();
-    const schema = ctx.settings.controlSchema;
-    let result: LoadOneResult;
+    let result: ConnectorJobResult;
     try {
-      result = await withRetry(() => loadOne(ctx, connector), {
+      result = await withRetry(() => runConnectorJob(ctx, connector), {
         ...this.#retry(signal),
         // parents in windows not exported yet: only a later tick can help
         classify: (error) => (waitsForParents(error) ? 'terminal' : classifyError(error)),
@@ -249,16 +241,6 @@ export class Scheduler {
       const kind: ErrorKind = waitsForParents(error) ? 'transient' : classifyError(error);
       const reason = oneLine(withContext(error, { connector: id }));
       this.metrics.loadFailures.inc({ connector: id, kind });
-      await this.#record(control, schema, {
-        connectorId: id,
-        kind: 'load',
-        startedAt,
-        finishedAt: new Date(),
-        status: 'failed',
-        windows: 0,
-        rows: 0,
-        error: reason,
-      });
       if (kind === 'transient') {
         ctx.logger.error(
           { connector: id, err: reason },
@@ -267,7 +249,7 @@ export class Scheduler {
         return { connector: id, status: 'failed', windows: 0, rows: 0, error: reason };
       }
       try {
-        const store = await connectorStore(ctx);
+        const store = await ctx.connectors();
         // a connector disabled or paused meanwhile keeps that state
         if ((await store.get(id)).state === 'active') await store.setState(id, 'failing', reason);
       } catch (parkError) {
@@ -283,50 +265,13 @@ export class Scheduler {
       return { connector: id, status: 'parked', windows: 0, rows: 0, error: reason };
     }
     if (result.status === 'skipped') {
-      this.metrics.loadSkips.inc({ connector: id });
       ctx.logger.info({ connector: id }, `connector ${id}: its previous load is still running; skipped`);
-      await this.#record(control, schema, {
-        connectorId: id,
-        kind: 'load',
-        startedAt,
-        finishedAt: new Date(),
-        status: 'skipped',
-        windows: 0,
-        rows: 0,
-      });
       return { connector: id, status: 'skipped', windows: 0, rows: 0 };
     }
     const { summary, ledger } = result;
     this.#loadedAt.set(id, mark.key);
-    this.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
     this.#setLag(id, mark, ledger.lastWindowEnd);
-    if (summary.windows > 0) {
-      await this.#record(control, schema, {
-        connectorId: id,
-        kind: 'load',
-        startedAt,
-        finishedAt: new Date(),
-        status: 'ok',
-        windows: summary.windows,
-        rows: summary.rowsStaged,
-      });
-    }
     return { connector: id, status: 'ok', windows: summary.windows, rows: summary.rowsStaged };
-  }
-
-  async #record(
-    control: Parameters<typeof recordRun>[0],
-    schema: string,
-    run: Parameters<typeof recordRun>[2],
-  ) {
-    try {
-      await recordRun(control, schema, run);
-    } catch (error) {
-      this.#ctx.logger.warn(
-        { err: oneLine(error) },
-        `cannot record the run in the control database: ${oneLine(error)}`,
-      );
-    }
   }
 
   #setLag(id: string, mark: WindowsMark, lastWindowEnd: Date | null): void {
@@ -337,22 +282,8 @@ export class Scheduler {
 
   async #windowsMark(): Promise<WindowsMark> {
     const control = await this.#ctx.control();
-    const cs = quotePg(this.#ctx.settings.controlSchema);
-    const { rows } = await control.query<{
-      n: string;
-      exported: Date | null;
-      newest: Date | null;
-      now: Date;
-    }>(
-      `select count(*) as n, max(exported_at) as exported, max(end_at) as newest, now() as now from ${cs}.windows where format = 'csv'`,
-    );
-    const r = rows[0]!;
-    return {
-      key: `${r.n}:${r.exported?.toISOString() ?? ''}`,
-      newestEnd: r.newest,
-      dbNow: r.now,
-      readAt: Date.now(),
-    };
+    const w = await new WindowsTable(this.#ctx.settings.controlSchema).summary(control, STAGING_FORMAT);
+    return { key: `${w.count}:${w.newestSeq}`, newestEnd: w.newestEnd, dbNow: w.dbNow, readAt: Date.now() };
   }
 
   async #retention(): Promise<PruneSummary | null> {
@@ -363,7 +294,7 @@ export class Scheduler {
     this.#lastRetention = Date.now();
     const ctx = this.#ctx;
     try {
-      const store = await connectorStore(ctx);
+      const store = await ctx.connectors();
       const summary = await pruneStaging(
         {
           control: await ctx.control(),
@@ -397,8 +328,4 @@ export class Scheduler {
  */
 export function waitsForParents(error: unknown): boolean {
   return hasCode(error, '23503');
-}
-
-function oneLine(error: unknown): string {
-  return error instanceof WharfError ? error.oneLine() : errorMessage(error);
 }

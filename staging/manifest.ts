@@ -4,6 +4,9 @@ import type { StagingStore } from './staging-store.js';
 
 export const MANIFEST_FORMAT_VERSION = 1;
 
+/** The format connectors read from staging: warehouses COPY it, bucket delivery converts it. */
+export const STAGING_FORMAT = 'csv';
+
 const sha = z.string().regex(/^[0-9a-f]{64}$/, 'a hex sha256');
 
 export const manifestFileSchema = z.object({

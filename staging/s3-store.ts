@@ -20,7 +20,7 @@ import {
   UsageError,
   WharfError,
 } from '../core/errors.js';
-import { redactUrls } from '../core/secret.js';
+import { redactUrls, type Secret } from '../core/secret.js';
 import { IMMUTABLE_HINT, localFileSize, validateKey, validatePrefix, verifyingStream } from './file-store.js';
 import type { PutOptions, StagingStore, StoredObject } from './staging-store.js';
 
@@ -29,8 +29,9 @@ const MiB = 1024 * 1024;
 /** Static credentials (tests, or callers that resolve them elsewhere). */
 export interface S3Credentials {
   readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  readonly sessionToken?: string;
+  /** Never printed: `Secret` shows `********`. */
+  readonly secretAccessKey: Secret;
+  readonly sessionToken?: Secret;
 }
 
 export interface S3StagingStoreConfig {
@@ -51,6 +52,19 @@ export interface S3StagingStoreConfig {
   readonly checksumSha256?: boolean | undefined;
   /** SDK attempts for requests that can be retried (default 3). */
   readonly maxAttempts?: number | undefined;
+}
+
+/** The SDK's credential object: the only place the secret key is revealed. */
+function sdkCredentials(c: S3Credentials): {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+} {
+  return {
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey.reveal(),
+    ...(c.sessionToken ? { sessionToken: c.sessionToken.reveal() } : {}),
+  };
 }
 
 /** Metadata name (`x-amz-meta-sha256`) under which the content's sha256 is recorded. */
@@ -104,7 +118,7 @@ export class S3StagingStore implements StagingStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       logger: quietLogger,
       ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
-      ...(config.credentials === undefined ? {} : { credentials: { ...config.credentials } }),
+      ...(config.credentials === undefined ? {} : { credentials: sdkCredentials(config.credentials) }),
     };
     this.#client = new S3Client(clientConfig);
   }

@@ -1,16 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CheckReport,
-  checkFailure,
-  checkPostgresWarehouse,
-  pgConnectionConfig,
-} from '../connectors/checks-postgres.js';
 import { type ConnectionSettings, parseConnectionUrl } from '../connectors/connection-url.js';
 import { freePort } from '../core/embedded-postgres.js';
 import { Secret } from '../core/secret.js';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
+import { type CheckReport, checkFailure } from '../destinations/check-report.js';
+import { checkPostgresWarehouse, pgConnectionConfig } from '../destinations/postgres/postgres-checks.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
 
 const suffix = randomBytes(4).toString('hex');

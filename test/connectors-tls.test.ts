@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkPostgresWarehouse, pgConnectionConfig } from '../connectors/checks-postgres.js';
 import type { ConnectionSettings } from '../connectors/connection-url.js';
 import { Secret } from '../core/secret.js';
+import { checkPostgresWarehouse, pgConnectionConfig } from '../destinations/postgres/postgres-checks.js';
 
 // A throw-away test CA (valid until 2126) and two server certificates signed by it: one for
 // IP 127.0.0.1, one for the name db.example.com only.

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MetricsServer, SchedulerMetrics, startMetricsServer } from '../scheduler/metrics.js';
+import { PipelineMetrics } from '../pipeline/metrics.js';
+import { type MetricsServer, startMetricsServer } from '../scheduler/metrics.js';
 
-let metrics: SchedulerMetrics;
+let metrics: PipelineMetrics;
 let server: MetricsServer;
 let healthy = true;
 
 beforeAll(async () => {
-  metrics = new SchedulerMetrics();
+  metrics = new PipelineMetrics();
   server = await startMetricsServer({ port: 0, metrics, health: () => ({ ok: healthy, lastTick: null }) });
 });
 
@@ -42,7 +43,7 @@ describe('metrics server', () => {
   });
 
   it("keeps each scheduler's registry apart", async () => {
-    const other = new SchedulerMetrics();
+    const other = new PipelineMetrics();
     expect(await other.text()).toContain('wharf_windows_exported_total 0');
   });
 

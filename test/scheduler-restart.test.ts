@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectorStore } from '../cli/connector-runtime.js';
-import { CommandContext } from '../cli/context.js';
-import { resolveSettings } from '../cli/settings.js';
 import { parseConnectionUrl } from '../connectors/connection-url.js';
 import { type EmbeddedServer, startEmbeddedPostgres } from '../core/embedded-postgres.js';
+import { Runtime } from '../pipeline/runtime.js';
+import { resolveSettings } from '../pipeline/settings.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { initSource } from '../source/source-schema.js';
 import { createDatabase } from './helpers/databases.js';
@@ -17,7 +16,7 @@ import { sleep, tempDir } from './helpers/wharf.js';
 let source: pg.Pool;
 let warehouse: EmbeddedServer;
 let dataDir: string;
-let ctx: CommandContext;
+let ctx: Runtime;
 let scheduler: Scheduler;
 let connectorId: string;
 let warehouseUrl: string;
@@ -44,7 +43,7 @@ beforeAll(async () => {
   warehouse = await startEmbeddedPostgres({ dataDir, port: 0, persistent: true });
   warehouseUrl = `${warehouse.url}?sslmode=disable`;
   const staging = tempDir('wharf-restart-staging-');
-  ctx = new CommandContext(
+  ctx = new Runtime(
     resolveSettings(
       {
         sourceUrl,
@@ -56,7 +55,7 @@ beforeAll(async () => {
       {},
     ),
   );
-  const store = await connectorStore(ctx);
+  const store = await ctx.connectors();
   const parsed = parseConnectionUrl(warehouseUrl);
   const connector = await store.add({
     account: 1,
@@ -90,7 +89,7 @@ describe('a warehouse server that restarts', () => {
     const down = await scheduler.tick();
     const outcome = down.connectors.find((c) => c.connector === connectorId);
     expect(outcome?.status).toBe('failed');
-    const store = await connectorStore(ctx);
+    const store = await ctx.connectors();
     expect((await store.get(connectorId)).state).toBe('active');
 
     // the same data directory and port: the server comes back

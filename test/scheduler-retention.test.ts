@@ -3,14 +3,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../cli/commands/export.js';
-import { runLoad } from '../cli/commands/load.js';
-import { connectorStore, openWarehouse } from '../cli/connector-runtime.js';
-import { CommandContext } from '../cli/context.js';
-import { resolveSettings } from '../cli/settings.js';
 import { parseConnectionUrl } from '../connectors/connection-url.js';
 import type { Connector, ConnectorStore } from '../connectors/connector-store.js';
-import { pruneStaging, type RetentionDeps } from '../scheduler/retention.js';
+import { openWarehouse } from '../pipeline/connector-job.js';
+import { runConnectors } from '../pipeline/connectors-run.js';
+import { runExportJob } from '../pipeline/export-job.js';
+import { pruneStaging, type RetentionDeps } from '../pipeline/retention.js';
+import { Runtime } from '../pipeline/runtime.js';
+import { resolveSettings } from '../pipeline/settings.js';
 import { initSource } from '../source/source-schema.js';
 import { readManifest } from '../staging/manifest.js';
 import { createDatabase } from './helpers/databases.js';
@@ -21,7 +21,7 @@ import { sleep, tempDir } from './helpers/wharf.js';
 let sourceUrl: string;
 let stagingDir: string;
 let source: pg.Pool;
-let ctx: CommandContext;
+let ctx: Runtime;
 let store: ConnectorStore;
 let a: Connector;
 let b: Connector;
@@ -51,7 +51,7 @@ async function trafficThenExport(n: number): Promise<void> {
   const t = (await source.query<{ t: Date }>('select now() as t')).rows[0]!.t.getTime();
   while ((await source.query<{ t: Date }>('select clock_timestamp() as t')).rows[0]!.t.getTime() < t + 1100)
     await sleep(100);
-  await runExport(ctx, { progress: false });
+  await runExportJob(ctx);
 }
 
 function deps(): RetentionDeps {
@@ -95,7 +95,7 @@ beforeAll(async () => {
   await initSource(client, {});
   client.release();
   for (const account of [1, 2, 3]) await insertAccount(source, account);
-  ctx = new CommandContext(
+  ctx = new Runtime(
     resolveSettings(
       {
         sourceUrl,
@@ -107,7 +107,7 @@ beforeAll(async () => {
       {},
     ),
   );
-  store = await connectorStore(ctx);
+  store = await ctx.connectors();
   a = await add(1);
   b = await add(2);
   // a disabled connector that never loaded anything does not hold windows back
@@ -123,7 +123,7 @@ describe('pruneStaging', () => {
   it('keeps everything while some connector has not loaded it', async () => {
     await trafficThenExport(10);
     await trafficThenExport(5);
-    await runLoad(ctx, { connector: a.id });
+    await runConnectors(ctx, { connector: a.id });
     const before = await windows();
     expect(before.length).toBeGreaterThan(1);
     const summary = await pruneStaging(deps(), { olderThanMs: 0 });
@@ -133,7 +133,7 @@ describe('pruneStaging', () => {
   });
 
   it('keeps windows younger than the age', async () => {
-    await runLoad(ctx, { connector: b.id });
+    await runConnectors(ctx, { connector: b.id });
     const before = await windows();
     expect(await pruneStaging(deps(), { olderThanMs: 3_600_000 })).toMatchObject({ windows: 0, kept: 0 });
     expect(await windows()).toEqual(before);
@@ -143,7 +143,7 @@ describe('pruneStaging', () => {
     const loadedByBoth = await windows();
     // more windows, loaded by connector a only
     await trafficThenExport(7);
-    await runLoad(ctx, { connector: a.id });
+    await runConnectors(ctx, { connector: a.id });
     const all = await windows();
     const onlyA = all.filter((w) => !loadedByBoth.some((x) => x.window_id === w.window_id));
     expect(onlyA.length).toBeGreaterThan(0);
@@ -162,7 +162,7 @@ describe('pruneStaging', () => {
       for (const key of keysOf.get(w.window_id)!) expect(existsSync(join(stagingDir, key)), key).toBe(true);
     }
     // connector b still finds every window it lacks, and ends equal to its source
-    const loaded = await runLoad(ctx, { connector: b.id });
+    const loaded = await runConnectors(ctx, { connector: b.id });
     expect(loaded.connectors[0]!.windows).toBe(onlyA.length);
     for (const c of [a, b]) {
       const cmp = await compareWithSource(source, target(c));
@@ -173,8 +173,8 @@ describe('pruneStaging', () => {
 
   it('never prunes the newest window (the exporter continues from it)', async () => {
     await trafficThenExport(2);
-    await runLoad(ctx, { connector: a.id });
-    await runLoad(ctx, { connector: b.id });
+    await runConnectors(ctx, { connector: a.id });
+    await runConnectors(ctx, { connector: b.id });
     const before = await windows();
     expect(before.length).toBeGreaterThan(1);
     const summary = await pruneStaging(deps(), { olderThanMs: 0 });
@@ -182,14 +182,14 @@ describe('pruneStaging', () => {
     const left = await windows();
     expect(left).toEqual([before.at(-1)]);
     // the exporter goes on from the newest window: it does not export the pruned history again
-    await runExport(ctx, { progress: false });
+    await runExportJob(ctx);
     expect((await windows())[0]).toEqual(before.at(-1));
   });
 
   it("prunes nothing when a connector's ledger cannot be read", async () => {
     await trafficThenExport(3);
-    await runLoad(ctx, { connector: a.id });
-    await runLoad(ctx, { connector: b.id });
+    await runConnectors(ctx, { connector: a.id });
+    await runConnectors(ctx, { connector: b.id });
     const before = await windows();
     const broken: RetentionDeps = {
       ...deps(),

@@ -3,14 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadLockKey } from '../cli/commands/load.js';
-import { connectorStore } from '../cli/connector-runtime.js';
-import { CommandContext } from '../cli/context.js';
 import { main } from '../cli/main.js';
-import { resolveSettings } from '../cli/settings.js';
 import { parseConnectionUrl } from '../connectors/connection-url.js';
 import type { ConnectorStore } from '../connectors/connector-store.js';
 import { quotePg } from '../db/postgres/quote.js';
+import { connectorLockKey as loadLockKey } from '../pipeline/connector-job.js';
+import { Runtime } from '../pipeline/runtime.js';
+import { resolveSettings } from '../pipeline/settings.js';
 import { delayToNextTick, Scheduler, settledPhaseMs, type TickReport } from '../scheduler/scheduler.js';
 import { initSource } from '../source/source-schema.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
@@ -25,7 +24,7 @@ const rolePassword = `pw-${randomBytes(8).toString('hex')}`;
 let sourceUrl: string;
 let stagingDir: string;
 let source: pg.Pool;
-let ctx: CommandContext;
+let ctx: Runtime;
 let store: ConnectorStore;
 let scheduler: Scheduler;
 /** Account → connector id and its warehouse. */
@@ -80,7 +79,7 @@ beforeAll(async () => {
     await insertAccount(source, a);
     await insertClicks(source, a, 20 + a);
   }
-  ctx = new CommandContext(
+  ctx = new Runtime(
     resolveSettings(
       {
         sourceUrl,
@@ -92,7 +91,7 @@ beforeAll(async () => {
       {},
     ),
   );
-  store = await connectorStore(ctx);
+  store = await ctx.connectors();
   await query(serverUrl(), `create role ${quotePg(role)} login password '${rolePassword}'`);
   for (const a of ACCOUNTS) {
     const whUrl = await createDatabase('wharf_sched_wh');

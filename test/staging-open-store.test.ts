@@ -30,7 +30,7 @@ afterEach(() => {
 /** The SDK's default provider chain reads these; s3rver accepts its fixed pair. */
 function stubS3Env(): void {
   vi.stubEnv('AWS_ACCESS_KEY_ID', S3RVER_CREDENTIALS.accessKeyId);
-  vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.secretAccessKey);
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.secretAccessKey.reveal());
   vi.stubEnv('AWS_REGION', 'us-east-1');
   vi.stubEnv('WHARF_S3_ENDPOINT', '');
   vi.stubEnv('AWS_ENDPOINT_URL_S3', '');

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlreadyExistsError, IntegrityError, WharfError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
 import { FileStagingStore } from '../staging/file-store.js';
 import { S3StagingStore } from '../staging/s3-store.js';
 import type { StagingStore } from '../staging/staging-store.js';
@@ -23,7 +24,7 @@ beforeAll(async () => {
     endpoint: s3.endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
+    credentials: { accessKeyId: S3RVER_CREDENTIALS.accessKeyId, secretAccessKey: 'S3RVER' },
     requestChecksumCalculation: 'WHEN_REQUIRED',
   });
 });
@@ -385,7 +386,7 @@ describe('S3 staging store', () => {
   it('reports wrong credentials as access denied without printing them', async () => {
     const target = new S3StagingStore(`s3://${s3.bucket}/x`, {
       endpoint: s3.endpoint,
-      credentials: { accessKeyId: 'WRONGKEY', secretAccessKey: 'very-secret-value' },
+      credentials: { accessKeyId: 'WRONGKEY', secretAccessKey: new Secret('very-secret-value') },
     });
     const error = await target.check().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WharfError);

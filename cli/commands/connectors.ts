@@ -1,16 +1,19 @@
 import type { Argv, CommandModule } from 'yargs';
-import { describeConnection, parseConnectionUrl } from '../../connectors/connection-url.js';
-import type { Connector } from '../../connectors/connector-store.js';
 import { UsageError } from '../../core/errors.js';
 import { Secret } from '../../core/secret.js';
-import { addConnectorFlow, connectorStore, warehouseFor } from '../connector-runtime.js';
+import { destinationNames } from '../../destinations/registry.js';
+import {
+  addConnector,
+  connectorView,
+  rotateConnector,
+  testConnector,
+} from '../../pipeline/connector-flows.js';
 import { printResult } from '../output.js';
-import { type GlobalArgs, withContext } from '../run-command.js';
-import { checkWarehouse } from '../warehouse-checks.js';
+import { type GlobalArgs, withRuntime } from '../run-command.js';
 
 interface AddArgs extends GlobalArgs {
   account: number;
-  engine: 'postgres' | 'mssql' | 'bucket';
+  engine: string;
   url: string;
   schema: string;
   streams?: string;
@@ -39,30 +42,13 @@ export async function readPasswordStdin(): Promise<Secret> {
   return new Secret(text);
 }
 
-/** What is safe to show of a connector: never the password. */
-export function publicView(c: Connector) {
-  return {
-    id: String(c.id),
-    account: String(c.account),
-    engine: c.engine,
-    destination: describeConnection(c.settings),
-    schema: c.schema,
-    streams: c.streams,
-    format: c.format,
-    state: c.state,
-    stateReason: c.stateReason ?? null,
-    secretVersion: c.secretVersion,
-    createdAt: c.createdAt,
-  };
-}
-
 const add: CommandModule<GlobalArgs, AddArgs> = {
   command: 'add',
   describe: 'Add a connector: test the destination, run its migrations, store it (prints its id)',
   builder: (y) =>
     y
       .option('account', { type: 'number', demandOption: true, describe: 'the customer account id' })
-      .option('engine', { choices: ['postgres', 'mssql', 'bucket'] as const, demandOption: true })
+      .option('engine', { choices: destinationNames, demandOption: true })
       .option('url', {
         type: 'string',
         demandOption: true,
@@ -76,15 +62,15 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
         type: 'boolean',
         describe: 'read the password from standard input',
       }) as unknown as Argv<AddArgs>,
-  handler: withContext<AddArgs>(async (ctx, args) => {
+  handler: withRuntime<AddArgs>(async (rt, args) => {
     const streams = args.streams
       ? args.streams
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean)
-      : ctx.catalog.streams.map((s) => s.name);
+      : rt.catalog.streams.map((s) => s.name);
     const password = args.passwordStdin ? await readPasswordStdin() : undefined;
-    const result = await addConnectorFlow(ctx, {
+    const result = await addConnector(rt, {
       account: args.account,
       engine: args.engine,
       url: args.url,
@@ -93,7 +79,7 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
       streams,
       format: args.format,
     });
-    printResult(ctx.settings.json, { id: result.id }, () => [
+    printResult(rt.settings.json, { id: result.id }, () => [
       ...result.checks.checks.map((c) => `  ok  ${c.name} (${c.durationMs.toFixed(0)} ms)`),
       `connector ${result.id} added for account ${args.account}; load it with: wharf load --connector ${result.id}`,
     ]);
@@ -103,9 +89,9 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
 const list: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'list',
   describe: 'List connectors',
-  handler: withContext(async (ctx) => {
-    const all = (await (await connectorStore(ctx)).list()).map(publicView);
-    printResult(ctx.settings.json, all, () =>
+  handler: withRuntime(async (rt) => {
+    const all = (await (await rt.connectors()).list()).map(connectorView);
+    printResult(rt.settings.json, all, () =>
       all.length === 0
         ? ['no connectors']
         : all.map(
@@ -119,9 +105,9 @@ const list: CommandModule<GlobalArgs, GlobalArgs> = {
 const show: CommandModule<GlobalArgs, IdArgs> = {
   command: 'show <id>',
   describe: 'Show one connector (never its password)',
-  handler: withContext<IdArgs>(async (ctx, args) => {
-    const c = publicView(await (await connectorStore(ctx)).get(args.id));
-    printResult(ctx.settings.json, c, () =>
+  handler: withRuntime<IdArgs>(async (rt, args) => {
+    const c = connectorView(await (await rt.connectors()).get(args.id));
+    printResult(rt.settings.json, c, () =>
       Object.entries(c).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(',') : v}`),
     );
   }),
@@ -130,21 +116,11 @@ const show: CommandModule<GlobalArgs, IdArgs> = {
 const test: CommandModule<GlobalArgs, IdArgs> = {
   command: 'test <id>',
   describe: "Test a connector's connection and permissions; a parked connector becomes active again",
-  handler: withContext<IdArgs>(async (ctx, args) => {
-    const store = await connectorStore(ctx);
-    const c = await store.get(args.id);
-    const creds = await store.credentials(c.id);
-    const report = await checkWarehouse(creds.settings, creds.password, c.schema);
-    const wh = await warehouseFor(c.engine, creds.settings, creds.password, c.schema, String(c.id));
-    try {
-      await wh.migrate(ctx.catalog, c.streams);
-    } finally {
-      await wh.close();
-    }
-    if (c.state !== 'active' && c.state !== 'disabled') await store.setState(c.id, 'active');
-    printResult(ctx.settings.json, { id: String(c.id), ok: true, checks: report.checks }, () => [
+  handler: withRuntime<IdArgs>(async (rt, args) => {
+    const report = await testConnector(rt, args.id);
+    printResult(rt.settings.json, report, () => [
       ...report.checks.map((x) => `  ok  ${x.name} (${x.durationMs.toFixed(0)} ms)`),
-      `connector ${c.id}: all checks passed`,
+      `connector ${report.id}: all checks passed`,
     ]);
   }),
 };
@@ -157,25 +133,15 @@ const rotate: CommandModule<GlobalArgs, RotateArgs> = {
       type: 'boolean',
       describe: 'read the new password from standard input',
     }) as unknown as Argv<RotateArgs>,
-  handler: withContext<RotateArgs>(async (ctx, args) => {
+  handler: withRuntime<RotateArgs>(async (rt, args) => {
     if (!args.url && !args.passwordStdin) throw new UsageError('rotate needs --password-stdin or --url');
-    const store = await connectorStore(ctx);
-    const c = await store.get(args.id);
-    const current = await store.credentials(c.id);
     const password = args.passwordStdin ? await readPasswordStdin() : undefined;
-    const parsed = args.url
-      ? parseConnectionUrl(args.url, password)
-      : { settings: current.settings, password: password ?? current.password };
-    if (parsed.settings.engine !== c.engine)
-      throw new UsageError(`the new URL is for ${parsed.settings.engine}, the connector is ${c.engine}`);
-    const newPassword = parsed.password ?? current.password;
-    await checkWarehouse(parsed.settings, newPassword, c.schema);
-    const updated = await store.rotate(c.id, {
-      ...(args.url ? { settings: parsed.settings } : {}),
-      ...(newPassword ? { password: newPassword } : {}),
+    const updated = await rotateConnector(rt, args.id, {
+      ...(args.url ? { url: args.url } : {}),
+      ...(password ? { password } : {}),
     });
-    printResult(ctx.settings.json, publicView(updated), () => [
-      `connector ${c.id}: new credentials tested and stored (secret version ${updated.secretVersion})`,
+    printResult(rt.settings.json, connectorView(updated), () => [
+      `connector ${updated.id}: new credentials tested and stored (secret version ${updated.secretVersion})`,
     ]);
   }),
 };
@@ -183,9 +149,9 @@ const rotate: CommandModule<GlobalArgs, RotateArgs> = {
 const disable: CommandModule<GlobalArgs, IdArgs> = {
   command: 'disable <id>',
   describe: 'Disable a connector (its warehouse and ledger are kept)',
-  handler: withContext<IdArgs>(async (ctx, args) => {
-    const c = await (await connectorStore(ctx)).disable(args.id);
-    printResult(ctx.settings.json, publicView(c), () => [`connector ${c.id} disabled`]);
+  handler: withRuntime<IdArgs>(async (rt, args) => {
+    const c = await (await rt.connectors()).disable(args.id);
+    printResult(rt.settings.json, connectorView(c), () => [`connector ${c.id} disabled`]);
   }),
 };
 

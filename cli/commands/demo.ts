@@ -4,15 +4,15 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
 import { startEmbeddedPostgres } from '../../core/embedded-postgres.js';
+import { addConnector } from '../../pipeline/connector-flows.js';
+import { runConnectors } from '../../pipeline/connectors-run.js';
+import { runExportJob } from '../../pipeline/export-job.js';
+import { Runtime } from '../../pipeline/runtime.js';
+import { resolveSettings } from '../../pipeline/settings.js';
 import { seedSource } from '../../source/seed.js';
 import { initSource } from '../../source/source-schema.js';
-import { addConnectorFlow } from '../connector-runtime.js';
-import { CommandContext } from '../context.js';
 import { formatBytes, formatCount } from '../output.js';
 import type { GlobalArgs } from '../run-command.js';
-import { resolveSettings } from '../settings.js';
-import { runExport } from './export.js';
-import { runLoad } from './load.js';
 
 interface DemoArgs extends GlobalArgs {
   accounts: number;
@@ -73,7 +73,7 @@ async function runDemo(
   // the demo tells its own story; logs only for warnings (or --verbose)
   process.env.WHARF_LOG_LEVEL ??= 'warn';
 
-  const ctx = new CommandContext(
+  const rt = new Runtime(
     resolveSettings({
       ...args,
       sourceUrl,
@@ -84,7 +84,7 @@ async function runDemo(
     }),
   );
   try {
-    const source = await ctx.source();
+    const source = await rt.source();
     const client = await source.connect();
     let seeded: Awaited<ReturnType<typeof seedSource>>;
     try {
@@ -99,24 +99,24 @@ async function runDemo(
         .map(([s, n]) => `${formatCount(n)} ${s}`)
         .join(', ')}`,
     );
-    const connector = await addConnectorFlow(ctx, {
+    const connector = await addConnector(rt, {
       account: 1,
       engine: 'postgres',
       url: `${warehouseUrl}?sslmode=disable`,
       schema: 'tracking',
-      streams: ctx.catalog.streams.map((s) => s.name),
+      streams: rt.catalog.streams.map((s) => s.name),
       format: 'csv',
     });
     say(
       `  connector ${connector.id}: account 1 → ${warehouseUrl.replace(/:[^:@/]*@/, ':********@')} schema "tracking"`,
     );
 
-    const exported = await runExport(ctx, { progress: false });
+    const exported = await runExportJob(rt);
     say();
     say(
       `Exported ${formatCount(exported.windows)} closed windows (days of history, then hours, then minutes): ${formatCount(exported.files)} files, ${formatCount(exported.rows)} rows, ${formatBytes(exported.bytes)} of csv.gz, in ${exported.seconds.toFixed(1)} s.`,
     );
-    const loaded = await runLoad(ctx);
+    const loaded = await runConnectors(rt);
     const l = loaded.connectors[0];
     if (!l) throw new Error(loaded.failures[0]?.error ?? 'the load did not run');
     say(
@@ -127,7 +127,7 @@ async function runDemo(
     try {
       say();
       say('Rows per table in the warehouse (schema "tracking"):');
-      for (const s of ctx.catalog.streams) {
+      for (const s of rt.catalog.streams) {
         const r = await wh.query<{ n: string }>(`select count(*) as n from tracking."${s.name}"`);
         say(`  ${s.name.padEnd(16)} ${formatCount(Number(r.rows[0]!.n)).padStart(10)}`);
       }
@@ -163,7 +163,7 @@ async function runDemo(
     say(`  connect:   psql "postgres://postgres:postgres@127.0.0.1:${server.port}/wharf_warehouse"`);
     say(`  then try:  select * from tracking._wharf_loads order by window_end desc limit 5;`);
   } finally {
-    await ctx.close();
+    await rt.close();
   }
   if (args.keep) {
     say();

@@ -2,14 +2,13 @@ import type { Argv, CommandModule } from 'yargs';
 import { rotateMasterKey } from '../../connectors/keys.js';
 import { masterKeysFromEnv } from '../../connectors/master-key.js';
 import { UsageError } from '../../core/errors.js';
-import { connectorStore } from '../connector-runtime.js';
 import { printResult } from '../output.js';
-import { type GlobalArgs, withContext } from '../run-command.js';
+import { type GlobalArgs, withRuntime } from '../run-command.js';
 
 const rotate: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'rotate',
   describe: 'Re-wrap every data key under WHARF_MASTER_KEY (the old key in WHARF_MASTER_KEY_PREVIOUS)',
-  handler: withContext(async (ctx) => {
+  handler: withRuntime(async (rt) => {
     const keys = masterKeysFromEnv();
     if (!keys.previous) {
       throw new UsageError(
@@ -17,14 +16,14 @@ const rotate: CommandModule<GlobalArgs, GlobalArgs> = {
         'set WHARF_MASTER_KEY_PREVIOUS to the old key and WHARF_MASTER_KEY to the new one',
       );
     }
-    await connectorStore(ctx);
+    await rt.connectors();
     const result = await rotateMasterKey(
-      await ctx.control(),
-      ctx.settings.controlSchema,
+      await rt.control(),
+      rt.settings.controlSchema,
       keys.previous,
       keys.current,
     );
-    printResult(ctx.settings.json, result, () => [`re-wrapped ${JSON.stringify(result)}`]);
+    printResult(rt.settings.json, result, () => [`re-wrapped ${JSON.stringify(result)}`]);
   }),
 };
 

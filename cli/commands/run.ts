@@ -4,7 +4,7 @@ import { UsageError, WharfError } from '../../core/errors.js';
 import { type MetricsServer, startMetricsServer } from '../../scheduler/metrics.js';
 import { Scheduler, settledPhaseMs, type TickReport } from '../../scheduler/scheduler.js';
 import { formatCount, printResult } from '../output.js';
-import { type GlobalArgs, withContext } from '../run-command.js';
+import { type GlobalArgs, withRuntime } from '../run-command.js';
 import { exportLines } from './export.js';
 
 interface RunArgs extends GlobalArgs {
@@ -42,7 +42,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         default: false,
         describe: 'one tick, then exit',
       }) as unknown as Argv<RunArgs>,
-  handler: withContext<RunArgs>(async (ctx, args) => {
+  handler: withRuntime<RunArgs>(async (rt, args) => {
     const everyMs = parseDuration(args.every, '--every');
     if (everyMs <= 0) throw new UsageError('--every must be more than 0');
     if (!Number.isInteger(args.concurrency) || args.concurrency < 1) {
@@ -50,8 +50,8 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
     }
     const retentionMs =
       args.retention === undefined ? undefined : parseDuration(args.retention, '--retention');
-    const { settleMs, windowMs } = ctx.durations;
-    const scheduler = new Scheduler(ctx, {
+    const { settleMs, windowMs } = rt.durations;
+    const scheduler = new Scheduler(rt, {
       everyMs,
       phaseMs: settledPhaseMs(settleMs, windowMs),
       concurrency: args.concurrency,
@@ -65,12 +65,12 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         metrics: scheduler.metrics,
         health: () => scheduler.health(),
       });
-      ctx.logger.info({ url: server.url }, `metrics on ${server.url}/metrics`);
+      rt.logger.info({ url: server.url }, `metrics on ${server.url}/metrics`);
     }
     try {
       if (args.once) {
         const report = await scheduler.tick();
-        printResult(ctx.settings.json, report, () => tickLines(report));
+        printResult(rt.settings.json, report, () => tickLines(report));
         const failed = report.connectors.filter((c) => c.status === 'failed' || c.status === 'parked');
         if (failed.length > 0 || report.exportError) {
           throw new WharfError(
@@ -84,14 +84,14 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       }
       const stop = new AbortController();
       const onSignal = (name: string) => () => {
-        ctx.logger.info(`${name}: stopping; loads under way finish first (a second ${name} stops at once)`);
+        rt.logger.info(`${name}: stopping; loads under way finish first (a second ${name} stops at once)`);
         stop.abort();
       };
       const onTerm = onSignal('SIGTERM');
       const onInt = onSignal('SIGINT');
       process.once('SIGTERM', onTerm);
       process.once('SIGINT', onInt);
-      ctx.logger.info(
+      rt.logger.info(
         { every: args.every, concurrency: args.concurrency },
         `running: a tick every ${args.every}`,
       );
@@ -101,7 +101,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
       }
-      ctx.logger.info('stopped');
+      rt.logger.info('stopped');
     } finally {
       await server?.close();
     }

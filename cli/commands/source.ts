@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { seedSource } from '../../source/seed.js';
 import { initSource } from '../../source/source-schema.js';
 import { formatCount, printResult, progressBar } from '../output.js';
-import { type GlobalArgs, withContext } from '../run-command.js';
+import { type GlobalArgs, withRuntime } from '../run-command.js';
 
 export const sourceCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'source <action>',
@@ -11,16 +11,16 @@ export const sourceCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     y.command<GlobalArgs>({
       command: 'init',
       describe: 'Create the reference tracking schema in the source database (idempotent)',
-      handler: withContext(async (ctx) => {
-        const pool = await ctx.source();
+      handler: withRuntime(async (rt) => {
+        const pool = await rt.source();
         const client = await pool.connect();
         try {
-          await initSource(client, { schema: ctx.settings.sourceSchema });
+          await initSource(client, { schema: rt.settings.sourceSchema });
         } finally {
           client.release();
         }
-        const result = { schema: ctx.settings.sourceSchema, streams: ctx.catalog.streams.map((s) => s.name) };
-        printResult(ctx.settings.json, result, () => [
+        const result = { schema: rt.settings.sourceSchema, streams: rt.catalog.streams.map((s) => s.name) };
+        printResult(rt.settings.json, result, () => [
           `source schema "${result.schema}" is ready: ${result.streams.join(', ')}`,
         ]);
       }),
@@ -48,22 +48,22 @@ export const seedCommand: CommandModule<GlobalArgs, SeedArgs> = {
       })
       .option('seed', { type: 'number', default: 1, describe: 'random seed (same seed, same data)' })
       .option('days', { type: 'number', default: 7, describe: 'days of history' }) as Argv<SeedArgs>,
-  handler: withContext<SeedArgs>(async (ctx, args) => {
-    const pool = await ctx.source();
+  handler: withRuntime<SeedArgs>(async (rt, args) => {
+    const pool = await rt.source();
     const client = await pool.connect();
-    const bar = progressBar('seed', !ctx.settings.json);
+    const bar = progressBar('seed', !rt.settings.json);
     try {
-      await initSource(client, { schema: ctx.settings.sourceSchema });
+      await initSource(client, { schema: rt.settings.sourceSchema });
       const summary = await seedSource(client, {
         accounts: args.accounts,
         rows: args.rows,
         seed: args.seed,
         days: args.days,
-        schema: ctx.settings.sourceSchema,
+        schema: rt.settings.sourceSchema,
         onProgress: (done, total) => bar.update(done, total, 'rows'),
       });
       bar.stop();
-      printResult(ctx.settings.json, summary, () => [
+      printResult(rt.settings.json, summary, () => [
         `seeded ${Object.entries(summary.rowsByStream)
           .map(([s, n]) => `${formatCount(n)} ${s}`)
           .join(', ')} in ${summary.seconds.toFixed(1)} s`,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Column, Stream } from '../../catalog/types.js';
-import { WharfError } from '../../core/errors.js';
 import { classifyMssqlError } from '../../db/mssql/errors.js';
 import { literalMssql, MSSQL_MAX_IDENTIFIER, quoteMssql } from '../../db/mssql/quote.js';
 import {

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Secret } from '../../core/secret.js';
 
 /** The part of s3rver's API the tests use (the package ships no types). */
 interface S3rverInstance {
@@ -25,7 +26,7 @@ type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstanc
 const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
 
 /** s3rver's fixed credentials. */
-export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: new Secret('S3RVER') } as const;
 
 export interface TestS3 {
   /** `http://127.0.0.1:<port>` */

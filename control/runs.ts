@@ -3,10 +3,13 @@ import { quotePg } from '../db/postgres/quote.js';
 
 export type RunStatus = 'ok' | 'failed' | 'skipped';
 
+/** What ran: an export, a connector's load (warehouse) or delivery (bucket), retention, a reverse-ETL sync. */
+export type RunKind = 'export' | 'load' | 'deliver' | 'retention' | 'sync';
+
 /** One finished run, as kept in the control `runs` table. */
 export interface RunRecord {
   readonly connectorId: string | null;
-  readonly kind: 'load' | 'export' | 'retention';
+  readonly kind: RunKind;
   readonly startedAt: Date;
   readonly finishedAt: Date;
   readonly status: RunStatus;

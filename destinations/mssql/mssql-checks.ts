@@ -1,21 +1,10 @@
 import sql from 'mssql';
-import { type CheckReport, type CheckResult, reach } from '../connectors/checks-postgres.js';
-import type { ConnectionSettings } from '../connectors/connection-url.js';
-import { errorMessage } from '../core/errors.js';
-import { redact, type Secret } from '../core/secret.js';
-import { quoteMssql } from '../db/mssql/quote.js';
-import { mssqlConnection, mssqlDriverConfig } from '../loaders/mssql/mssql-url.js';
-import { MssqlWarehouse } from '../loaders/mssql/mssql-warehouse.js';
-import type { Warehouse } from '../loaders/warehouse.js';
-
-export async function openMssqlWarehouse(
-  settings: ConnectionSettings,
-  password: Secret | undefined,
-  schema: string,
-  connectorId: string,
-): Promise<Warehouse> {
-  return new MssqlWarehouse({ connection: mssqlConnection(settings, password), schema, connectorId });
-}
+import type { ConnectionSettings } from '../../connectors/connection-url.js';
+import { errorMessage } from '../../core/errors.js';
+import { redact, type Secret } from '../../core/secret.js';
+import { quoteMssql } from '../../db/mssql/quote.js';
+import { mssqlConnection, mssqlDriverConfig } from '../../loaders/mssql/mssql-url.js';
+import { type CheckReport, type CheckResult, reach } from '../check-report.js';
 
 const FIX: Record<string, string> = {
   reach:

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import type { Connector } from '../connectors/connector-store.js';
+import { WindowsTable } from '../control/windows.js';
 import { errorMessage, WharfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { quotePg } from '../db/postgres/quote.js';
 import type { Warehouse } from '../loaders/warehouse.js';
-import { readManifest } from '../staging/manifest.js';
+import { readManifest, STAGING_FORMAT } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
 
 /** What retention needs: the control database, the staging store, the connectors and their warehouses. */
@@ -51,7 +51,6 @@ interface Candidate {
 export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): Promise<PruneSummary> {
   const log = deps.logger ?? silentLogger();
   const summary: PruneSummary = { windows: 0, files: 0, kept: 0, skipped: false };
-  const cs = quotePg(deps.controlSchema);
   const lockKey = `wharf.retention.${deps.controlSchema}`;
   const client = await deps.control.connect();
   let locked = false;
@@ -63,19 +62,10 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
       summary.skipped = true;
       return summary;
     }
-    const { rows } = await client.query<{ format: string; window_id: string; manifest_key: string }>(
-      `select w.format, w.window_id, w.manifest_key from ${cs}.windows w
-        where w.format = any($1::text[])
-          and w.end_at < now() - make_interval(secs => $2::double precision / 1000)
-          and w.end_at < (select max(x.end_at) from ${cs}.windows x where x.format = w.format)
-        order by w.start_at, w.revision`,
-      [options.formats ?? ['csv'], options.olderThanMs],
-    );
-    const candidates: Candidate[] = rows.map((r) => ({
-      format: r.format,
-      windowId: r.window_id,
-      manifestKey: r.manifest_key,
-    }));
+    const windowsTable = new WindowsTable(deps.controlSchema);
+    const candidates: Candidate[] = (
+      await windowsTable.olderThan(client, options.formats ?? [STAGING_FORMAT], options.olderThanMs)
+    ).map((w) => ({ format: w.format, windowId: w.id, manifestKey: w.manifestKey }));
     if (candidates.length === 0) return summary;
 
     const connectors = (await deps.connectors()).filter((c) => c.state !== 'disabled');
@@ -112,10 +102,7 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
 
     for (const window of candidates.filter((c) => prunable.has(c.windowId))) {
       summary.files += await deleteWindowFiles(deps.store, window);
-      await client.query(`delete from ${cs}.windows where format = $1 and window_id = $2`, [
-        window.format,
-        window.windowId,
-      ]);
+      await windowsTable.delete(client, window.format, window.windowId);
       summary.windows++;
       log.debug({ window: window.windowId }, 'retention: window pruned');
     }

@@ -2,37 +2,60 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { Catalog } from '../catalog/types.js';
+import { ConnectorStore } from '../connectors/connector-store.js';
+import { masterKeysFromEnv } from '../connectors/master-key.js';
+import { migrateControl } from '../control/control-schema.js';
 import { UsageError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { openPool } from '../db/postgres/pool.js';
 import { openStagingStore } from '../staging/open-store.js';
 import type { StagingStore } from '../staging/staging-store.js';
+import { PipelineMetrics } from './metrics.js';
 import { durations, type ResolvedDurations, type Settings } from './settings.js';
 
-/** What a command needs, opened on first use and closed once at the end. */
-export class CommandContext {
+/** What the runtime is built from besides the settings (tests and the daemon pass their own). */
+export interface RuntimeOptions {
+  readonly logger?: Logger;
+  readonly metrics?: PipelineMetrics;
+}
+
+/**
+ * What every job needs, opened on first use and closed once at the end: the source and control pools, the
+ * staging store, the connector store (the control schema migrated once), a logger and the metrics.
+ * Knows nothing of the command line: the CLI, the daemon, the API server and tests build one from `Settings`.
+ */
+export class Runtime {
   readonly settings: Settings;
   readonly logger: Logger;
   readonly catalog: Catalog = trackingCatalog;
+  readonly metrics: PipelineMetrics;
+  readonly durations: ResolvedDurations;
   #source: Promise<pg.Pool> | undefined;
   #control: Promise<pg.Pool> | undefined;
   #store: StagingStore | undefined;
+  #connectors: Promise<ConnectorStore> | undefined;
 
-  constructor(settings: Settings) {
+  constructor(settings: Settings, options: RuntimeOptions = {}) {
     this.settings = settings;
-    this.logger = createLogger({
-      level: settings.verbose ? 'debug' : settings.json ? 'warn' : (process.env.WHARF_LOG_LEVEL ?? 'info'),
-    });
+    this.durations = durations(settings);
+    this.metrics = options.metrics ?? new PipelineMetrics();
+    this.logger =
+      options.logger ??
+      createLogger({
+        level: settings.verbose ? 'debug' : settings.json ? 'warn' : (process.env.WHARF_LOG_LEVEL ?? 'info'),
+      });
   }
 
-  get durations(): ResolvedDurations {
-    return durations(this.settings);
-  }
-
+  /** The source URL; a usage error when none was given. */
   sourceUrl(): string {
     const url = this.settings.sourceUrl;
     if (!url) throw new UsageError('no source database given', 'pass --source-url or set WHARF_SOURCE_URL');
     return url;
+  }
+
+  /** The control database URL (the source's unless `--control-url` names another). */
+  controlUrl(): string {
+    return this.settings.controlUrl ?? this.sourceUrl();
   }
 
   source(): Promise<pg.Pool> {
@@ -51,7 +74,7 @@ export class CommandContext {
     return this.#control;
   }
 
-  /** Opens a pool; when that fails, `forget` clears it so that a database that was down is tried again. */
+  /** Opens a pool; when that fails, it is forgotten so that a database that was down is tried again. */
   #open(role: string, url: string, flagHint: string, forget: () => void): Promise<pg.Pool> {
     const opening = openPool(url, role, flagHint);
     opening.catch(forget);
@@ -66,12 +89,33 @@ export class CommandContext {
     return this.#store;
   }
 
+  /** The connector store on the control database, its schema migrated on first use. */
+  connectors(): Promise<ConnectorStore> {
+    this.#connectors ??= (async () => {
+      const control = await this.control();
+      const client = await control.connect();
+      try {
+        await migrateControl(client, this.settings.controlSchema);
+      } finally {
+        client.release();
+      }
+      return new ConnectorStore(control, masterKeysFromEnv(), this.settings.controlSchema);
+    })();
+    this.#connectors.catch(() => {
+      this.#connectors = undefined;
+    });
+    return this.#connectors;
+  }
+
   spoolDir(): string {
     return this.settings.spoolDir ?? join(process.env.WHARF_HOME ?? 'wharf-data', 'spool');
   }
 
   async close(): Promise<void> {
     const pools = [this.#source, this.#control].filter(Boolean) as Promise<pg.Pool>[];
+    this.#source = undefined;
+    this.#control = undefined;
+    this.#connectors = undefined;
     for (const p of pools) {
       try {
         await (await p).end();

@@ -1,0 +1,23 @@
+import { describeConnection } from '../../connectors/connection-url.js';
+import type { StoredSettings } from '../../connectors/connector-store.js';
+import { mssqlConnection } from '../../loaders/mssql/mssql-url.js';
+import { MssqlWarehouse } from '../../loaders/mssql/mssql-warehouse.js';
+import type { Warehouse } from '../../loaders/warehouse.js';
+import type { DestinationKind } from '../destination-kind.js';
+import { connection, parseWarehouseRequest } from '../warehouse-request.js';
+import { checkMssqlWarehouse } from './mssql-checks.js';
+
+/** A SQL Server warehouse: `mssql://user@host:1433/db` or `sqlserver://host:1433;database=db;user=u`. */
+export const mssqlKind: DestinationKind<StoredSettings, Warehouse> = {
+  name: 'mssql',
+  family: 'warehouse',
+  parse: (request) => parseWarehouseRequest(request, 'mssql'),
+  describe: (settings) => describeConnection(connection(settings)),
+  check: (t) => checkMssqlWarehouse(connection(t.settings), t.secret.password, t.schema),
+  open: async (t) =>
+    new MssqlWarehouse({
+      connection: mssqlConnection(connection(t.settings), t.secret.password),
+      schema: t.schema,
+      connectorId: t.connectorId,
+    }),
+};

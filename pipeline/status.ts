@@ -1,0 +1,96 @@
+import { connectorRunStats, statsFor } from '../control/runs.js';
+import { WindowsTable } from '../control/windows.js';
+import { errorMessage } from '../core/errors.js';
+import { STAGING_FORMAT } from '../staging/manifest.js';
+import { openWarehouse } from './connector-job.js';
+import type { Runtime } from './runtime.js';
+
+export interface ConnectorStatus {
+  id: string;
+  account: string;
+  engine: string;
+  state: string;
+  stateReason: string | null;
+  lastWindow: string | null;
+  lastWindowEnd: string | null;
+  lagSeconds: number | null;
+  rows: number;
+  windowsLoaded: number;
+  /** Committed windows after the last one it loaded: what it reads next. */
+  windowsBehind: number | null;
+  error: string | null;
+  /** The last failed run's one-line reason (from the control `runs` table). */
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** Rows loaded, loads, skips and failures since 00:00 UTC. */
+  rowsToday: number;
+  loadsToday: number;
+  skipsToday: number;
+  failuresToday: number;
+}
+
+export interface StatusReport {
+  /** Committed windows of the staging format connectors read. */
+  readonly exportedWindows: number;
+  readonly exportedUpTo: string | null;
+  readonly connectors: readonly ConnectorStatus[];
+}
+
+/** Per connector: state, last window loaded, lag, rows, what it has still to read, and today's runs. */
+export async function statusReport(rt: Runtime): Promise<StatusReport> {
+  const control = await rt.control();
+  const store = await rt.connectors();
+  const windows = new WindowsTable(rt.settings.controlSchema);
+  const exported = await windows.summary(control, STAGING_FORMAT);
+  const runs = await connectorRunStats(control, rt.settings.controlSchema);
+  const out: ConnectorStatus[] = [];
+  for (const c of await store.list()) {
+    const r = statsFor(runs, String(c.id));
+    const s: ConnectorStatus = {
+      id: String(c.id),
+      account: String(c.account),
+      engine: c.engine,
+      state: c.state,
+      stateReason: c.stateReason ?? null,
+      lastWindow: null,
+      lastWindowEnd: null,
+      lagSeconds: null,
+      rows: 0,
+      windowsLoaded: 0,
+      windowsBehind: null,
+      error: null,
+      lastError: r.lastError,
+      lastErrorAt: r.lastErrorAt?.toISOString() ?? null,
+      rowsToday: r.rowsToday,
+      loadsToday: r.loadsToday,
+      skipsToday: r.skipsToday,
+      failuresToday: r.failuresToday,
+    };
+    if (c.state !== 'disabled') {
+      try {
+        const wh = await openWarehouse(rt, c);
+        try {
+          const l = await wh.status();
+          s.lastWindow = l.lastWindowId;
+          s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
+          s.lagSeconds = l.lastWindowEnd
+            ? Math.round((exported.dbNow.getTime() - l.lastWindowEnd.getTime()) / 1000)
+            : null;
+          s.rows = l.rows;
+          s.windowsLoaded = l.windows;
+          s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
+        } finally {
+          await wh.close();
+        }
+      } catch (error) {
+        s.error = errorMessage(error);
+      }
+    }
+    out.push(s);
+  }
+  return {
+    exportedWindows: exported.count,
+    exportedUpTo: exported.newestEnd?.toISOString() ?? null,
+    connectors: out,
+  };
+}
