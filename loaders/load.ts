@@ -5,7 +5,7 @@ import type { Catalog, Stream } from '../catalog/types.js';
 import { type CommittedWindow, WindowsTable } from '../control/windows.js';
 import { hasCode, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { readManifest, STAGING_FORMAT, type WindowManifest } from '../staging/manifest.js';
+import { readManifest, type WindowManifest } from '../staging/manifest.js';
 import { type StagedPart, stagedParts } from '../staging/staged-part.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import type { LedgerRow, Warehouse, WindowFile } from './warehouse.js';
@@ -151,7 +151,8 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
 /** The committed windows the load considers, in commit order (a replay: those of its range). */
 function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
   const { from, to } = options.replay ?? {};
-  return new WindowsTable(options.controlSchema).committed(options.control, STAGING_FORMAT, {
+  const format = options.warehouse.dialect.capabilities.preferredFormat;
+  return new WindowsTable(options.controlSchema).committed(options.control, format, {
     ...(from ? { endsAfter: from } : {}),
     ...(to ? { startsBefore: to } : {}),
   });
@@ -171,8 +172,9 @@ async function readChecked(options: LoadOptions, window: CommittedWindow): Promi
       { context: ctx, hint: 'upgrade Wharf to the version that exported this window' },
     );
   }
-  if (manifest.format !== STAGING_FORMAT) {
-    throw new WharfError(`window is staged as ${manifest.format}; loaders read ${STAGING_FORMAT}`, {
+  const reads = options.warehouse.dialect.capabilities.preferredFormat;
+  if (manifest.format !== reads) {
+    throw new WharfError(`window is staged as ${manifest.format}; this warehouse loads ${reads}`, {
       context: ctx,
     });
   }

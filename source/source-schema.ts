@@ -90,8 +90,22 @@ export function stampTriggerName(stream: Stream): string {
   return `${stream.name}_stamp_${stream.changeColumn}`;
 }
 
+/**
+ * Column defaults of the reference schema besides the change column's, so that a row inserted by hand needs only
+ * what matters: `created_at` is the insert time, an account's `timezone` is UTC.
+ */
+const SOURCE_DEFAULTS: Readonly<Record<string, string>> = { created_at: 'now()', timezone: "'UTC'" };
+
+function columnDefault(stream: Stream, column: Column): string | undefined {
+  if (column.type === 'uuid' && stream.primaryKey.includes(column.name)) return 'gen_random_uuid()';
+  if (column.name === stream.changeColumn) return 'now()';
+  return SOURCE_DEFAULTS[column.name];
+}
+
 interface TableStatements {
   readonly createTable: string;
+  /** `alter … set default` for tables made before a default was added (idempotent). */
+  readonly defaults: readonly string[];
   readonly indexes: readonly string[];
   readonly triggerName: string;
   readonly trigger: string;
@@ -101,8 +115,8 @@ function tableStatements(stream: Stream, schema: string, catalog: Catalog): Tabl
   const lines = stream.columns.map((c) => {
     let line = `  ${quotePg(c.name)} ${pgColumnType(c)}`;
     if (!c.nullable) line += ' not null';
-    if (c.type === 'uuid' && stream.primaryKey.includes(c.name)) line += ' default gen_random_uuid()';
-    if (c.name === stream.changeColumn) line += ' default now()';
+    const value = columnDefault(stream, c);
+    if (value) line += ` default ${value}`;
     return line;
   });
   lines.push(
@@ -119,8 +133,15 @@ function tableStatements(stream: Stream, schema: string, catalog: Catalog): Tabl
     );
   }
   const triggerName = stampTriggerName(stream);
+  const defaults = stream.columns
+    .filter((c) => SOURCE_DEFAULTS[c.name] !== undefined)
+    .map(
+      (c) =>
+        `alter table ${qualified} alter column ${quotePg(c.name)} set default ${SOURCE_DEFAULTS[c.name]}`,
+    );
   return {
     createTable: `create table if not exists ${qualified} (\n${lines.join(',\n')}\n)`,
+    defaults,
     indexes,
     triggerName,
     trigger:
@@ -179,6 +200,7 @@ export async function initSource(client: pg.ClientBase, options: SourceSchemaOpt
       for (const stream of catalog.streams) {
         const s = tableStatements(stream, schema, catalog);
         await client.query(s.createTable);
+        for (const statement of s.defaults) await client.query(statement);
         for (const index of s.indexes) await client.query(index);
         if (!triggers.has(`${stream.name}\u0000${s.triggerName}`)) await client.query(s.trigger);
       }

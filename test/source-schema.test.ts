@@ -213,3 +213,27 @@ describe('sourceTableDdl', () => {
     expect(ddl).toContain('execute function "public"."wharf_stamp_updated_at"()');
   });
 });
+
+describe('reference schema defaults', () => {
+  it('lets a row be inserted by hand with only what matters: created_at is now(), timezone is UTC', async () => {
+    const url = await createDatabase('wharf_src_defaults');
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await initSource(client, {});
+      // an older schema without the defaults gains them on the next init
+      await client.query('alter table public.accounts alter column timezone drop default');
+      await initSource(client, {});
+      await client.query("insert into public.accounts (id, name, currency) values (1, 'Acme', 'EUR')");
+      await client.query(
+        "insert into public.affiliates (id, account_id, name, email, country, status) values (10, 1, 'Ann', 'ann@example.com', 'FR', 'active')",
+      );
+      const { rows } = await client.query<{ timezone: string; fresh: boolean }>(
+        "select a.timezone, a.created_at > now() - interval '1 minute' and f.created_at > now() - interval '1 minute' as fresh from public.accounts a join public.affiliates f on f.account_id = a.id",
+      );
+      expect(rows).toEqual([{ timezone: 'UTC', fresh: true }]);
+    } finally {
+      await client.end();
+    }
+  });
+});

@@ -174,8 +174,8 @@ const QUARANTINE_COLUMNS = [
 /** Parameters a single request may carry (SQL Server's limit is 2100). */
 export const QUARANTINE_ROWS_PER_INSERT = 300;
 
-/** The T-SQL of the load flow, plus the statements SQL Server needs beyond the shared `DialectSql`. */
-export interface MssqlSql extends DialectSql {
+/** The statements SQL Server needs beyond the shared `DialectSql`. */
+export interface MssqlExtraSql {
   /** Upserts one stream's freshness: `@p1` stream, `@p2` window_id, `@p3` window_closed_at. */
   upsertSyncStatus(schema: string): string;
   createQuarantine(schema: string): string;
@@ -184,11 +184,50 @@ export interface MssqlSql extends DialectSql {
   /** Forgets earlier quarantine rows of a window and stream (`@p1` window_id, `@p2` stream), so a replay does not count twice. */
   clearQuarantine(schema: string): string;
   dropStaging(schema: string, stream: Stream): string;
-  /** Ledger rows among a JSON array of window ids (`@ids`). */
-  selectLoaded(schema: string): string;
 }
 
+/** The T-SQL of the load flow. */
+export type MssqlSql = DialectSql & MssqlExtraSql;
+
 export const mssqlSql: MssqlSql = {
+  lockSchema: () =>
+    `DECLARE @r INT; EXEC @r = sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 120000; SELECT @r AS [r]`,
+
+  setup(schema) {
+    return [
+      this.createSchema(schema),
+      this.createMigrationsTable(schema),
+      this.createLedger(schema),
+      this.createSyncStatus(schema),
+      this.createQuarantine(schema),
+    ];
+  },
+
+  currentVersion: (schema) => `SELECT MAX([version]) AS [version] FROM ${table(schema, MIGRATIONS_TABLE)}`,
+
+  existingColumns: () =>
+    `SELECT t.[name] AS [table_name], c.[name] AS [column_name] FROM sys.columns AS c ` +
+    `JOIN sys.tables AS t ON t.[object_id] = c.[object_id] WHERE t.[schema_id] = SCHEMA_ID(@schema)`,
+
+  recordVersion: (schema) =>
+    `IF NOT EXISTS (SELECT 1 FROM ${table(schema, MIGRATIONS_TABLE)} WHERE [version] = @version) ` +
+    `INSERT INTO ${table(schema, MIGRATIONS_TABLE)} ([version], [catalog], [description]) VALUES (@version, @catalog, @description)`,
+
+  /** Ledger rows among a JSON array of window ids (`@ids`). */
+  loadedParams: (windowIds) => ({ ids: JSON.stringify(windowIds) }),
+
+  ledgerExists: () => `SELECT OBJECT_ID(@ledger, N'U') AS [t]`,
+
+  ledgerName: (schema) => table(schema, LEDGER_TABLE),
+
+  ledgerSummary: (schema) => {
+    const ledger = table(schema, LEDGER_TABLE);
+    return (
+      `SELECT (SELECT TOP (1) [window_id] FROM ${ledger} ORDER BY [window_end] DESC, [window_id] DESC) AS [w], ` +
+      `MAX([window_end]) AS [e], MAX([loaded_at]) AS [l], COALESCE(SUM([rows]), 0) AS [r], COUNT(DISTINCT [window_id]) AS [n] FROM ${ledger}`
+    );
+  },
+
   createSchema: (schema) =>
     `IF SCHEMA_ID(${literalMssql(schema)}) IS NULL EXEC(${literalMssql(`CREATE SCHEMA ${q(schema)}`)})`,
 

@@ -3,9 +3,8 @@ import type { Catalog, Stream } from '../../catalog/types.js';
 import { type ErrorContext, errorMessage, WharfError } from '../../core/errors.js';
 import { classifyMssqlError } from '../../db/mssql/errors.js';
 import { quoteMssql } from '../../db/mssql/quote.js';
-import { LEDGER_TABLE, MIGRATIONS_TABLE, WINDOW_COLUMN } from '../dialect.js';
-import { addPairs } from '../group-sets.js';
-import { planMigration, stepStatements } from '../migration-plan.js';
+import { WINDOW_COLUMN } from '../dialect.js';
+import type { SqlSession } from '../sql-session.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -14,6 +13,7 @@ import type {
   Warehouse,
   WindowFile,
 } from '../warehouse.js';
+import { ledgerStatus, loadedWindows, migrateWarehouse } from '../warehouse-schema.js';
 import { decodeFile } from './bulk-rows.js';
 import {
   missingParentSql,
@@ -64,6 +64,43 @@ async function run<T = Record<string, unknown>>(
   return request.query<T>(text);
 }
 
+/** The SQL Server type of a parameter: NVARCHAR (MAX beyond 4,000 characters), INT or BIGINT, BIT, DATETIME2. */
+function parameterType(value: unknown): sql.ISqlType | (() => sql.ISqlType) {
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? (Math.abs(value) <= 2_147_483_647 ? sql.Int : sql.BigInt) : sql.Float;
+  }
+  if (typeof value === 'boolean') return sql.Bit;
+  if (value instanceof Date) return sql.DateTime2(6);
+  const text = String(value ?? '');
+  return text.length > 4000 ? sql.NVarChar(sql.MAX) : sql.NVarChar(4000);
+}
+
+/** A pool (or one transaction) as the shared flows' session: parameters bound by name (`@name`). */
+function mssqlSession(on: sql.ConnectionPool | sql.Transaction): SqlSession {
+  return {
+    query: async <T>(text: string, params: Readonly<Record<string, unknown>> = {}) => {
+      const result = await run<T>(
+        on,
+        text,
+        Object.entries(params).map(([name, value]) => [name, parameterType(value), value] as const),
+      );
+      return result.recordset ?? [];
+    },
+    transaction: async (work) => {
+      const tx = new sql.Transaction(on as sql.ConnectionPool);
+      await tx.begin();
+      try {
+        const result = await work(mssqlSession(tx));
+        await tx.commit();
+        return result;
+      } catch (error) {
+        await tx.rollback().catch(() => {});
+        throw error;
+      }
+    },
+  };
+}
+
 /**
  * A SQL Server warehouse. A load is one transaction on one connection: per stream, bulk load of the files
  * into a text staging table (`[schema].[_wharf_stage_<stream>]`, created at the start, a leftover dropped
@@ -99,87 +136,27 @@ export class MssqlWarehouse implements Warehouse {
   async migrate(catalog: Catalog, streams: readonly string[]): Promise<void> {
     this.#catalog = catalog;
     const pool = await this.#connect();
-    const schema = this.#config.schema;
-    const s = this.dialect.sql;
-    const tx = new sql.Transaction(pool);
     try {
-      await tx.begin();
-      const lock = await run(
-        tx,
-        `DECLARE @r INT; EXEC @r = sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 120000; SELECT @r AS [r]`,
-        [['resource', sql.NVarChar(255), `wharf.warehouse.${schema}`]],
-      );
-      if (Number(lock.recordset[0]?.r) < 0) {
-        throw new WharfError(`another process is migrating schema ${schema}`, { kind: 'transient' });
-      }
-      await run(tx, s.createSchema(schema));
-      await run(tx, s.createMigrationsTable(schema));
-      await run(tx, s.createLedger(schema));
-      await run(tx, s.createSyncStatus(schema));
-      await run(tx, s.createQuarantine(schema));
-      const applied = await run(
-        tx,
-        `SELECT MAX([version]) AS [version] FROM ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
-      );
-      const current = Number(applied.recordset[0]?.version ?? 0);
-      const existing = await this.#existingColumns(tx);
-      for (const step of planMigration(
+      await migrateWarehouse(
+        mssqlSession(pool),
+        this.dialect,
         catalog,
         streams,
-        existing,
-        current,
-        this.dialect,
-        schema,
+        this.#config.schema,
         this.#context(),
-      )) {
-        for (const statement of stepStatements(step, this.dialect, schema, streams)) await run(tx, statement);
-      }
-      if (catalog.version > current) {
-        await run(
-          tx,
-          `IF NOT EXISTS (SELECT 1 FROM ${q(schema)}.${q(MIGRATIONS_TABLE)} WHERE [version] = @version) ` +
-            `INSERT INTO ${q(schema)}.${q(MIGRATIONS_TABLE)} ([version], [catalog], [description]) VALUES (@version, @catalog, @description)`,
-          [
-            ['version', sql.Int, catalog.version],
-            ['catalog', sql.NVarChar(128), catalog.name],
-            ['description', sql.NVarChar(400), `catalog ${catalog.name} version ${catalog.version}`],
-          ],
-        );
-      }
-      await tx.commit();
+      );
     } catch (error) {
-      await tx.rollback().catch(() => {});
       throw wrap(error, this.#context(), 'check that the login may create schemas and tables (db_ddladmin)');
     }
   }
 
-  async #existingColumns(tx: sql.Transaction): Promise<Map<string, Set<string>>> {
-    const result = await run<{ table_name: string; column_name: string }>(
-      tx,
-      `SELECT t.[name] AS [table_name], c.[name] AS [column_name] FROM sys.columns AS c ` +
-        `JOIN sys.tables AS t ON t.[object_id] = c.[object_id] WHERE t.[schema_id] = SCHEMA_ID(@schema)`,
-      [['schema', sql.NVarChar(128), this.#config.schema]],
-    );
-    return addPairs(new Map(), result.recordset, (r) => [r.table_name, r.column_name]);
-  }
-
   async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
     const pool = await this.#connect();
-    const out = new Map<string, Set<string>>();
-    for (let i = 0; i < candidates.length; i += 10_000) {
-      let result: sql.IResult<{ window_id: string; stream: string }>;
-      try {
-        result = await run<{ window_id: string; stream: string }>(
-          pool,
-          this.dialect.sql.selectLoaded(this.#config.schema),
-          [['ids', sql.NVarChar(sql.MAX), JSON.stringify(candidates.slice(i, i + 10_000))]],
-        );
-      } catch (error) {
-        throw wrap(error, this.#context());
-      }
-      addPairs(out, result.recordset, (r) => [r.stream, r.window_id]);
+    try {
+      return await loadedWindows(mssqlSession(pool), this.dialect, this.#config.schema, candidates);
+    } catch (error) {
+      throw wrap(error, this.#context());
     }
-    return out;
   }
 
   async begin(): Promise<LoadTransaction> {
@@ -201,33 +178,8 @@ export class MssqlWarehouse implements Warehouse {
 
   async status(): Promise<LedgerStatus> {
     const pool = await this.#connect();
-    const ledger = `${q(this.#config.schema)}.${q(LEDGER_TABLE)}`;
     try {
-      const exists = await run(pool, `SELECT OBJECT_ID(@ledger, N'U') AS [t]`, [
-        ['ledger', sql.NVarChar(300), ledger],
-      ]);
-      if (exists.recordset[0]?.t == null) {
-        return { lastWindowId: null, lastWindowEnd: null, lastLoadedAt: null, rows: 0, windows: 0 };
-      }
-      const { recordset } = await run(
-        pool,
-        `SELECT (SELECT TOP (1) [window_id] FROM ${ledger} ORDER BY [window_end] DESC, [window_id] DESC) AS [w], ` +
-          `MAX([window_end]) AS [e], MAX([loaded_at]) AS [l], COALESCE(SUM([rows]), 0) AS [r], COUNT(DISTINCT [window_id]) AS [n] FROM ${ledger}`,
-      );
-      const r = recordset[0] as {
-        w: string | null;
-        e: Date | null;
-        l: Date | null;
-        r: string | number;
-        n: number;
-      };
-      return {
-        lastWindowId: r.w,
-        lastWindowEnd: r.e,
-        lastLoadedAt: r.l,
-        rows: Number(r.r),
-        windows: Number(r.n),
-      };
+      return await ledgerStatus(mssqlSession(pool), this.dialect, this.#config.schema);
     } catch (error) {
       throw wrap(error, this.#context());
     }

@@ -61,6 +61,31 @@ export const postgresDialect: Dialect = {
   columnType: pgColumnType,
   classifyError: classifyPgError,
   sql: {
+    lockSchema: () => 'select pg_advisory_xact_lock(hashtext($1))',
+    setup(schema) {
+      return [
+        this.createSchema(schema),
+        this.createMigrationsTable(schema),
+        this.createLedger(schema),
+        this.createSyncStatus(schema),
+      ];
+    },
+    currentVersion: (schema) => `select max(version) as version from ${table(schema, MIGRATIONS_TABLE)}`,
+    existingColumns: () =>
+      'select table_name, column_name from information_schema.columns where table_schema = $1',
+    recordVersion: (schema) =>
+      `insert into ${table(schema, MIGRATIONS_TABLE)} (version, catalog, description) values ($1, $2, $3) on conflict do nothing`,
+    selectLoaded: (schema) =>
+      `select window_id, stream from ${table(schema, LEDGER_TABLE)} where window_id = any($1::text[])`,
+    loadedParams: (windowIds) => ({ ids: windowIds }),
+    ledgerExists: () => 'select to_regclass($1) as t',
+    ledgerName: (schema) => table(schema, LEDGER_TABLE),
+    ledgerSummary: (schema) => {
+      const ledger = table(schema, LEDGER_TABLE);
+      return `select (select window_id from ${ledger} order by window_end desc, window_id desc limit 1) as w,
+              max(window_end) as e, max(loaded_at) as l, coalesce(sum(rows), 0) as r, count(distinct window_id) as n
+         from ${ledger}`;
+    },
     createSchema: (schema) => `create schema if not exists ${q(schema)}`,
     createMigrationsTable: (schema) =>
       `create table if not exists ${table(schema, MIGRATIONS_TABLE)} (version int primary key, catalog text not null, description text not null, applied_at timestamptz not null default now())`,

@@ -7,15 +7,8 @@ import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
 import { classifyPgError } from '../../db/postgres/errors.js';
 import { literalPg, quotePg } from '../../db/postgres/quote.js';
 import { inTransaction } from '../../db/postgres/transaction.js';
-import {
-  LEDGER_TABLE,
-  LOADED_AT_COLUMN,
-  MIGRATIONS_TABLE,
-  SYNC_STATUS_TABLE,
-  WINDOW_COLUMN,
-} from '../dialect.js';
-import { addPairs } from '../group-sets.js';
-import { planMigration, stepStatements } from '../migration-plan.js';
+import { LOADED_AT_COLUMN, SYNC_STATUS_TABLE, WINDOW_COLUMN } from '../dialect.js';
+import type { SqlSession } from '../sql-session.js';
 import type {
   LedgerRow,
   LedgerStatus,
@@ -24,6 +17,7 @@ import type {
   Warehouse,
   WindowFile,
 } from '../warehouse.js';
+import { ledgerStatus, loadedWindows, migrateWarehouse } from '../warehouse-schema.js';
 import { mergeSql, postgresDialect, stagingTableName } from './postgres-dialect.js';
 
 const q = quotePg;
@@ -83,64 +77,16 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   async migrate(catalog: Catalog, streams: readonly string[]): Promise<void> {
-    const client = await this.#connect();
-    const schema = this.#config.schema;
-    const sql = this.dialect.sql;
+    const session = pgSession(await this.#connect());
     try {
-      await inTransaction(client, async () => {
-        await client.query('select pg_advisory_xact_lock(hashtext($1))', [`wharf.warehouse.${schema}`]);
-        await client.query(sql.createSchema(schema));
-        await client.query(sql.createMigrationsTable(schema));
-        await client.query(sql.createLedger(schema));
-        await client.query(sql.createSyncStatus(schema));
-        const applied = await client.query<{ version: number | null }>(
-          `select max(version) as version from ${q(schema)}.${q(MIGRATIONS_TABLE)}`,
-        );
-        const current = applied.rows[0]?.version ?? 0;
-        const existing = await this.#existingColumns(client);
-        for (const step of planMigration(
-          catalog,
-          streams,
-          existing,
-          current,
-          this.dialect,
-          schema,
-          this.#context(),
-        )) {
-          for (const statement of stepStatements(step, this.dialect, schema, streams))
-            await client.query(statement);
-        }
-        if (catalog.version > current) {
-          await client.query(
-            `insert into ${q(schema)}.${q(MIGRATIONS_TABLE)} (version, catalog, description) values ($1, $2, $3) on conflict do nothing`,
-            [catalog.version, catalog.name, `catalog ${catalog.name} version ${catalog.version}`],
-          );
-        }
-      });
+      await migrateWarehouse(session, this.dialect, catalog, streams, this.#config.schema, this.#context());
     } catch (error) {
       throw withContext(error, this.#context());
     }
   }
 
-  async #existingColumns(client: pg.ClientBase): Promise<Map<string, Set<string>>> {
-    const { rows } = await client.query<{ table_name: string; column_name: string }>(
-      `select table_name, column_name from information_schema.columns where table_schema = $1`,
-      [this.#config.schema],
-    );
-    return addPairs(new Map(), rows, (r) => [r.table_name, r.column_name]);
-  }
-
   async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
-    const client = await this.#connect();
-    const out = new Map<string, Set<string>>();
-    for (let i = 0; i < candidates.length; i += 10_000) {
-      const { rows } = await client.query<{ window_id: string; stream: string }>(
-        `select window_id, stream from ${q(this.#config.schema)}.${q(LEDGER_TABLE)} where window_id = any($1::text[])`,
-        [candidates.slice(i, i + 10_000)],
-      );
-      addPairs(out, rows, (r) => [r.stream, r.window_id]);
-    }
-    return out;
+    return loadedWindows(pgSession(await this.#connect()), this.dialect, this.#config.schema, candidates);
   }
 
   async begin(): Promise<LoadTransaction> {
@@ -150,30 +96,7 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   async status(): Promise<LedgerStatus> {
-    const client = await this.#connect();
-    const ledger = `${q(this.#config.schema)}.${q(LEDGER_TABLE)}`;
-    const exists = await client.query<{ t: string | null }>('select to_regclass($1) as t', [ledger]);
-    if (!exists.rows[0]?.t)
-      return { lastWindowId: null, lastWindowEnd: null, lastLoadedAt: null, rows: 0, windows: 0 };
-    const { rows } = await client.query<{
-      w: string | null;
-      e: Date | null;
-      l: Date | null;
-      r: string;
-      n: string;
-    }>(
-      `select (select window_id from ${ledger} order by window_end desc, window_id desc limit 1) as w,
-              max(window_end) as e, max(loaded_at) as l, coalesce(sum(rows), 0) as r, count(distinct window_id) as n
-         from ${ledger}`,
-    );
-    const r = rows[0]!;
-    return {
-      lastWindowId: r.w,
-      lastWindowEnd: r.e,
-      lastLoadedAt: r.l,
-      rows: Number(r.r),
-      windows: Number(r.n),
-    };
+    return ledgerStatus(pgSession(await this.#connect()), this.dialect, this.#config.schema);
   }
 
   async close(): Promise<void> {
@@ -181,6 +104,16 @@ export class PostgresWarehouse implements Warehouse {
     this.#client = undefined;
     if (client) await client.end().catch(() => {});
   }
+}
+
+/** A PostgreSQL client as the shared flows' session: parameters bound as `$1, $2, …` in the order given. */
+function pgSession(client: pg.ClientBase): SqlSession {
+  const session: SqlSession = {
+    query: async <T>(text: string, params: Readonly<Record<string, unknown>> = {}) =>
+      (await client.query(text, Object.values(params))).rows as T[],
+    transaction: (work) => inTransaction(client, () => work(session)),
+  };
+  return session;
 }
 
 class PostgresLoadTransaction implements LoadTransaction {
