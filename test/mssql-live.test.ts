@@ -1,19 +1,31 @@
 /**
  * The SQL Server engine against a live server. Runs only when WHARF_TEST_MSSQL_URL names one, e.g.
  * `WHARF_TEST_MSSQL_URL='mssql://sa:…@127.0.0.1:1433/master?trustServerCertificate=true'` with the
- * docker-compose.yml service (see docs/mssql.md). Files are built by hand as PostgreSQL would print them.
+ * docker-compose.yml service (see docs/mssql.md). Files are built by hand as PostgreSQL would print them,
+ * staged with a manifest and a control row like an export's, and loaded by the loader itself (`loadConnector`).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import sql from 'mssql';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { Stream } from '../catalog/types.js';
+import { migrateControl } from '../control/control-schema.js';
+import { WindowsTable } from '../control/windows.js';
 import { csvField } from '../exporter/writers/csv-gz-format.js';
+import { loadConnector } from '../loaders/load.js';
 import { mssqlDriverConfig, parseMssqlUrl } from '../loaders/mssql/mssql-url.js';
 import { MssqlWarehouse } from '../loaders/mssql/mssql-warehouse.js';
-import type { LedgerRow, WindowFile } from '../loaders/warehouse.js';
+import type { WindowFile } from '../loaders/warehouse.js';
+import { MANIFEST_FORMAT_VERSION, serializeManifest, type WindowManifest } from '../staging/manifest.js';
+import { openStagingStore } from '../staging/open-store.js';
+import type { StagingStore } from '../staging/staging-store.js';
+import { createDatabase } from './helpers/databases.js';
+import { tempDir } from './helpers/wharf.js';
 
 const url = process.env.WHARF_TEST_MSSQL_URL;
 const streams = ['accounts', 'programmes', 'affiliates', 'traffic_sources', 'links', 'clicks', 'conversions'];
@@ -21,8 +33,16 @@ const stream = (name: string): Stream => trackingCatalog.streams.find((s) => s.n
 
 type Field = string | null;
 
+/** A file built by hand, with its bytes. */
+type StagedFile = WindowFile & { readonly body: Buffer };
+
+/** The minute each test window covers (ids are short, so that `_wharf_window` reads plainly). */
+const MINUTES: Record<string, number> = { w0: 19, w1: 20, w2: 21, w9: 29 };
+const windowStart = (windowId: string) => new Date(Date.UTC(2026, 10, 23, 9, MINUTES[windowId]!));
+const windowEnd = (windowId: string) => new Date(windowStart(windowId).getTime() + 60_000);
+
 /** A csv.gz file as the exporter writes it: header line, then PostgreSQL's CSV (NULL unquoted empty, '' as ""). */
-function file(windowId: string, name: string, rows: Field[][]): WindowFile {
+function file(windowId: string, name: string, rows: Field[][]): StagedFile {
   const columns = stream(name).columns.map((c) => c.name);
   const text = [
     columns.map(csvField).join(','),
@@ -37,10 +57,71 @@ function file(windowId: string, name: string, rows: Field[][]): WindowFile {
     stream: name,
     rows: rows.length,
     bytes: body.length,
-    sha256: randomBytes(32).toString('hex'),
+    sha256: createHash('sha256').update(body).digest('hex'),
     columns,
+    body,
     open: async () => Readable.from([body]),
   };
+}
+
+/** Stages a window's files and its manifest in the store and commits it in the control database, as an export does. */
+async function stageWindow(
+  store: StagingStore,
+  control: pg.Pool,
+  dir: string,
+  windowId: string,
+  files: Map<string, StagedFile[]>,
+): Promise<void> {
+  const manifest: WindowManifest = {
+    manifest_version: MANIFEST_FORMAT_VERSION,
+    catalog: trackingCatalog.name,
+    catalog_version: trackingCatalog.version,
+    format: 'csv',
+    window: {
+      id: windowId,
+      start: windowStart(windowId).toISOString(),
+      end: windowEnd(windowId).toISOString(),
+      revision: 0,
+    },
+    streams: {},
+    files: [],
+  };
+  for (const [name, list] of files) {
+    manifest.streams[name] = {
+      rows: list.reduce((n, f) => n + f.rows, 0),
+      checksum: '0:0000000000000000',
+      columns: [...list[0]!.columns],
+    };
+    for (const f of list) {
+      if (f.rows === 0) continue;
+      const local = join(dir, `${windowId}-${name}.csv.gz`);
+      writeFileSync(local, f.body);
+      await store.putFile(f.key, local, { sha256: f.sha256 });
+      manifest.files.push({
+        key: f.key,
+        stream: name,
+        account: '1',
+        rows: f.rows,
+        bytes: f.bytes,
+        sha256: f.sha256,
+      });
+    }
+  }
+  const text = serializeManifest(manifest);
+  const manifestKey = `live/${windowId}/_manifest.json`;
+  const local = join(dir, `${windowId}-manifest.json`);
+  writeFileSync(local, text);
+  await store.putFile(manifestKey, local, { sha256: createHash('sha256').update(text).digest('hex') });
+  await new WindowsTable('wharf').record(control, 'csv', {
+    id: windowId,
+    start: windowStart(windowId),
+    end: windowEnd(windowId),
+    revision: 0,
+    manifestKey,
+    files: manifest.files.length,
+    rows: manifest.files.reduce((n, f) => n + f.rows, 0),
+    bytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
+  });
 }
 
 const T0 = '2026-11-23 09:20:00.123456+00';
@@ -48,7 +129,7 @@ const T1 = '2026-11-23 09:21:00.654321+00';
 const click = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
 const conversion = 'b1ffcd00-0d1c-4ef8-bb6d-6bb9bd380a22';
 
-function windowFiles(windowId: string, updatedAt: string, referrer: string): Map<string, WindowFile[]> {
+function windowFiles(windowId: string, updatedAt: string, referrer: string): Map<string, StagedFile[]> {
   return new Map([
     [
       'accounts',
@@ -160,41 +241,39 @@ describe.skipIf(!url)('live SQL Server suite (set WHARF_TEST_MSSQL_URL to run)',
   const schema = `wharf live ]${randomBytes(4).toString('hex')}`;
   let warehouse: MssqlWarehouse;
   let pool: sql.ConnectionPool;
+  let control: pg.Pool;
+  let store: StagingStore;
+  let dir: string;
+  const staged = new Set<string>();
 
+  /** Stages the window the first time, then loads it with the loader (a replay of it when it was loaded before). */
   async function load(windowId: string, updatedAt: string, referrer: string) {
-    const files = windowFiles(windowId, updatedAt, referrer);
-    const tx = await warehouse.begin();
-    let merged = 0;
-    let quarantined = 0;
-    const ledger: LedgerRow[] = [];
-    try {
-      for (const name of streams) {
-        const mine = files.get(name)!;
-        const result = await tx.stage(stream(name), mine);
-        quarantined += result.quarantined;
-        merged += await tx.merge(stream(name));
-        ledger.push({
-          windowId,
-          stream: name,
-          rows: mine.reduce((n, f) => n + f.rows, 0),
-          sha256: 'a'.repeat(64),
-          files: mine.length,
-          windowStart: new Date('2026-11-23T09:20:00Z'),
-          windowEnd: new Date('2026-11-23T09:21:00Z'),
-        });
-      }
-      await tx.record(ledger);
-      await tx.commit();
-    } catch (error) {
-      await tx.rollback();
-      throw error;
+    const replay = staged.has(windowId);
+    if (!replay) {
+      await stageWindow(store, control, dir, windowId, windowFiles(windowId, updatedAt, referrer));
+      staged.add(windowId);
     }
-    return { merged, quarantined };
+    const summary = await loadConnector({
+      control,
+      controlSchema: 'wharf',
+      store,
+      catalog: trackingCatalog,
+      target: { connectorId: 'live', account: '1', streams },
+      warehouse,
+      ...(replay ? { replay: { from: windowStart(windowId), to: windowEnd(windowId) } } : {}),
+    });
+    return { merged: summary.rowsMerged, quarantined: summary.quarantined };
   }
 
   const t = (name: string) => `[${schema.replace(/]/g, ']]')}].[${name}]`;
 
   beforeAll(async () => {
+    dir = tempDir('wharf-mssql-live-');
+    store = openStagingStore(`file://${join(dir, 'staging')}`);
+    control = new pg.Pool({ connectionString: await createDatabase('wharf_mssql_live_control'), max: 2 });
+    const client = await control.connect();
+    await migrateControl(client, 'wharf');
+    client.release();
     const connection = parseMssqlUrl(url!);
     warehouse = new MssqlWarehouse({ connection, schema, connectorId: 'live' });
     pool = await new sql.ConnectionPool(mssqlDriverConfig(connection)).connect();
@@ -204,6 +283,7 @@ describe.skipIf(!url)('live SQL Server suite (set WHARF_TEST_MSSQL_URL to run)',
   afterAll(async () => {
     await warehouse?.close();
     await pool?.close();
+    await control?.end();
   });
 
   it('migrates idempotently: a second migrate changes nothing', async () => {
