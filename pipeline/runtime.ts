@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { openPool } from '../db/postgres/pool.js';
 import { openStagingStore } from '../staging/open-store.js';
 import type { StagingStore } from '../staging/staging-store.js';
+import { exportFormat } from './export-job.js';
 import { PipelineMetrics } from './metrics.js';
 import { durations, type ResolvedDurations, type Settings } from './settings.js';
 
@@ -36,6 +37,8 @@ export class Runtime {
   #connectors: Promise<ConnectorStore> | undefined;
 
   constructor(settings: Settings, options: RuntimeOptions = {}) {
+    // a staging format no connector reads is refused before any work starts
+    exportFormat(settings.format);
     this.settings = settings;
     this.durations = durations(settings);
     this.metrics = options.metrics ?? new PipelineMetrics();
