@@ -547,7 +547,7 @@ async function putOnce(store: StagingStore, key: string, spooled: SpooledFile): 
   if (existing?.sha256 && existing.sha256 !== spooled.sha256)
     throw new ContentChanged(`${key} has other bytes`);
   try {
-    const stream = await store.get(key, spooled.sha256);
+    const stream = await store.get(key, { sha256: spooled.sha256 });
     for await (const _ of stream) {
       // drain: the stream verifies the sha256 at its end
     }

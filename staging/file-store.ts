@@ -3,10 +3,10 @@ import type { Dirent } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, copyFile, link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AlreadyExistsError, IntegrityError, WharfError } from '../core/errors.js';
-import type { PutOptions, StagingStore, StoredObject } from './staging-store.js';
+import type { ByteRange, GetOptions, PutOptions, StagingStore, StoredObject } from './staging-store.js';
 
 /** Where the file store lives when no staging URL is given. */
 export const DEFAULT_STAGING_DIR = './wharf-data/staging';
@@ -71,7 +71,7 @@ export class FileStagingStore implements StagingStore {
     }
   }
 
-  async get(key: string, expectedSha256?: string): Promise<Readable> {
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const path = this.#path(key);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
@@ -79,17 +79,25 @@ export class FileStagingStore implements StagingStore {
     } catch (error) {
       throw fsError(error, `cannot read staging object ${key} from ${this.url}`, key);
     }
-    let bytes: number;
+    let size: number;
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw missing(key);
-      bytes = info.size;
+      size = info.size;
+      if (options.range) checkRange(key, options.range, size);
     } catch (error) {
       await handle.close();
       throw fsError(error, `cannot read staging object ${key} from ${this.url}`, key);
     }
-    const source = handle.createReadStream();
-    return verifyingStream(source, { key, bytes, sha256: expectedSha256 }, (error) =>
+    const { range } = options;
+    const source =
+      range === undefined
+        ? handle.createReadStream()
+        : range.length === 0
+          ? emptyRead(handle)
+          : handle.createReadStream({ start: range.offset, end: range.offset + range.length - 1 });
+    const expected = { key, bytes: range?.length ?? size, sha256: options.sha256, range };
+    return verifyingStream(source, expected, (error) =>
       fsError(error, `cannot read staging object ${key} from ${this.url}`, key),
     );
   }
@@ -230,6 +238,32 @@ export interface ExpectedContent {
   readonly sha256?: string | undefined;
   /** Byte count; unchecked when undefined. */
   readonly bytes?: number | undefined;
+  /** The range read, when not the whole object (for messages). */
+  readonly range?: ByteRange | undefined;
+}
+
+/**
+ * Refuses a range that does not lie inside an object of `size` bytes, with an `IntegrityError` (the manifest
+ * promised bytes the object does not hold).
+ */
+export function checkRange(key: string, range: ByteRange, size: number): void {
+  const { offset, length } = range;
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new WharfError(`invalid byte range ${offset}+${length} of staging object ${key}`, {
+      context: { key },
+    });
+  }
+  if (offset + length > size) {
+    throw new IntegrityError(
+      `staging object ${key} has ${size} bytes; bytes ${describeRange(range)} are not all there`,
+      { context: { key }, hint: 'the stored file was truncated or replaced; export the window again' },
+    );
+  }
+}
+
+/** `a-b` (inclusive, as in an HTTP Range header). */
+export function describeRange(range: ByteRange): string {
+  return `${range.offset}-${range.offset + range.length - 1}`;
 }
 
 /**
@@ -243,6 +277,10 @@ export function verifyingStream(
   mapError: (error: unknown) => Error = (error) => error as Error,
 ): Readable {
   const hash = expected.sha256 === undefined ? undefined : createHash('sha256');
+  const what =
+    expected.range === undefined
+      ? `staging object ${expected.key}`
+      : `bytes ${describeRange(expected.range)} of staging object ${expected.key}`;
   let bytes = 0;
   const out = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -253,23 +291,20 @@ export function verifyingStream(
     flush(callback) {
       if (expected.bytes !== undefined && bytes !== expected.bytes) {
         callback(
-          new IntegrityError(
-            `staging object ${expected.key} has ${bytes} bytes, expected ${expected.bytes}`,
-            {
-              context: { key: expected.key },
-              hint: 'the stored file was changed or truncated; export the window again',
-            },
-          ),
+          new IntegrityError(`${what} has ${bytes} bytes, expected ${expected.bytes}`, {
+            context: { key: expected.key },
+            hint: 'the stored file was changed or truncated; export the window again',
+          }),
         );
         return;
       }
       const actual = hash?.digest('hex');
       if (actual !== undefined && actual !== expected.sha256?.toLowerCase()) {
         callback(
-          new IntegrityError(
-            `staging object ${expected.key} has sha256 ${actual}, expected ${expected.sha256}`,
-            { context: { key: expected.key }, hint: 'the stored file was changed; export the window again' },
-          ),
+          new IntegrityError(`${what} has sha256 ${actual}, expected ${expected.sha256}`, {
+            context: { key: expected.key },
+            hint: 'the stored file was changed; export the window again',
+          }),
         );
         return;
       }
@@ -282,6 +317,15 @@ export function verifyingStream(
   });
   source.pipe(out);
   return out;
+}
+
+/** An empty read that closes `handle` (a zero-length range). */
+function emptyRead(handle: Awaited<ReturnType<typeof open>>): Readable {
+  const empty = Readable.from([]);
+  empty.once('close', () => {
+    handle.close().catch(() => {});
+  });
+  return empty;
 }
 
 const MISSING_HINT = 'check --staging-url; a window whose files are gone must be exported again';

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -21,8 +21,16 @@ import {
   WharfError,
 } from '../core/errors.js';
 import { redactUrls, type Secret } from '../core/secret.js';
-import { IMMUTABLE_HINT, localFileSize, validateKey, validatePrefix, verifyingStream } from './file-store.js';
-import type { PutOptions, StagingStore, StoredObject } from './staging-store.js';
+import {
+  checkRange,
+  describeRange,
+  IMMUTABLE_HINT,
+  localFileSize,
+  validateKey,
+  validatePrefix,
+  verifyingStream,
+} from './file-store.js';
+import type { GetOptions, PutOptions, StagingStore, StoredObject } from './staging-store.js';
 
 const MiB = 1024 * 1024;
 
@@ -189,12 +197,31 @@ export class S3StagingStore implements StagingStore {
     await upload.done();
   }
 
-  async get(key: string, expectedSha256?: string): Promise<Readable> {
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const objectKey = this.#objectKey(key);
+    const { range } = options;
+    if (range !== undefined) checkRange(key, range, Number.MAX_SAFE_INTEGER);
+    if (range?.length === 0) return verifyingStream(Readable.from([]), { key, bytes: 0, ...options });
     let response: GetObjectCommandOutput;
     try {
-      response = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      response = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ...(range === undefined ? {} : { Range: `bytes=${describeRange(range)}` }),
+        }),
+      );
     } catch (error) {
+      if (range !== undefined && (httpStatus(error) === 416 || nameOf(error) === 'InvalidRange')) {
+        throw new IntegrityError(
+          `staging object ${key} in ${this.url} is shorter than bytes ${describeRange(range)}`,
+          {
+            context: { key },
+            cause: error,
+            hint: 'the stored file was truncated or replaced; export the window again',
+          },
+        );
+      }
       throw this.#error(error, `cannot read staging object ${key}`, key);
     }
     const body = response.Body as Readable | undefined;
@@ -204,9 +231,11 @@ export class S3StagingStore implements StagingStore {
         kind: 'transient',
       });
     }
+    // the recorded sha256 is the whole object's: a range is checked against the caller's only
+    const sha256 = options.sha256 ?? (range === undefined ? response.Metadata?.[SHA_METADATA] : undefined);
     return verifyingStream(
       body,
-      { key, bytes: response.ContentLength, sha256: expectedSha256 ?? response.Metadata?.[SHA_METADATA] },
+      { key, bytes: range?.length ?? response.ContentLength, sha256, range },
       (error) => this.#error(error, `reading staging object ${key} failed`, key),
     );
   }

@@ -44,6 +44,6 @@ export function stagedParts(
       bytes: f.bytes,
       sha256: f.sha256,
       columns,
-      open: () => store.get(f.key, f.sha256),
+      open: () => store.get(f.key, { sha256: f.sha256 }),
     }));
 }

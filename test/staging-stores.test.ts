@@ -111,7 +111,7 @@ describe.each(subjects)('$name staging store', (subject) => {
       sha256: file.sha256,
     });
 
-    const back = await readAll(await store.get('windows/w1/accounts/1.csv', file.sha256));
+    const back = await readAll(await store.get('windows/w1/accounts/1.csv', { sha256: file.sha256 }));
     expect(back.toString('utf8')).toBe(content);
     expect((await store.stat('windows/w1/accounts/1.csv'))?.bytes).toBe(Buffer.byteLength(content));
     // the local file is left to its owner
@@ -133,7 +133,9 @@ describe.each(subjects)('$name staging store', (subject) => {
     expect(refused.hint).toBe('staging files are immutable; export a new revision instead');
     expect(refused.oneLine()).not.toContain('\n');
 
-    expect((await readAll(await store.get('windows/w1/clicks/7.csv.gz', first))).toString()).toBe('first');
+    expect((await readAll(await store.get('windows/w1/clicks/7.csv.gz', { sha256: first }))).toString()).toBe(
+      'first',
+    );
   });
 
   it('fails the read of a tampered object with an IntegrityError naming key and both sha256', async () => {
@@ -142,7 +144,7 @@ describe.each(subjects)('$name staging store', (subject) => {
     const forged = Buffer.from('amount\n99.0000\n');
     await subject.tamper(store, 'windows/w2/payouts/3.csv', forged);
 
-    const error = await readAll(await store.get('windows/w2/payouts/3.csv', original)).catch(
+    const error = await readAll(await store.get('windows/w2/payouts/3.csv', { sha256: original })).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(IntegrityError);
@@ -211,6 +213,47 @@ describe.each(subjects)('$name staging store', (subject) => {
     expect(await store.stat('w/a.csv')).toBeUndefined();
   });
 
+  it('reads a byte range with one request, checked against the range sha256', async () => {
+    const store = await subject.create();
+    const content = Buffer.from('header\nfirst part\nsecond part, the middle one\nthird\n');
+    await put(store, 'csv/w/clicks.csv.gz', content);
+    const offset = content.indexOf('second');
+    const length = 'second part, the middle one\n'.length;
+    const range = { offset, length };
+    const middle = content.subarray(offset, offset + length);
+
+    const back = await readAll(await store.get('csv/w/clicks.csv.gz', { range, sha256: sha256(middle) }));
+    expect(back).toEqual(middle);
+    // without a sha256, only the byte count is checked (the recorded sha256 is the whole object's)
+    expect(await readAll(await store.get('csv/w/clicks.csv.gz', { range }))).toEqual(middle);
+    expect(
+      await readAll(await store.get('csv/w/clicks.csv.gz', { range: { offset: 0, length: 6 } })),
+    ).toEqual(Buffer.from('header'));
+    const last = { offset: content.length - 6, length: 6 };
+    expect((await readAll(await store.get('csv/w/clicks.csv.gz', { range: last }))).toString()).toBe(
+      'third\n',
+    );
+
+    const wrong = await readAll(await store.get('csv/w/clicks.csv.gz', { range, sha256: sha256('x') })).catch(
+      (e: unknown) => e,
+    );
+    expect(wrong).toBeInstanceOf(IntegrityError);
+    expect((wrong as IntegrityError).message).toContain(`bytes ${offset}-${offset + length - 1}`);
+    expect((wrong as IntegrityError).message).toContain('csv/w/clicks.csv.gz');
+  });
+
+  it('fails a range past the end of the object with an IntegrityError', async () => {
+    const store = await subject.create();
+    await put(store, 'csv/w/short.csv.gz', 'only twenty bytes...');
+    const error = await store
+      .get('csv/w/short.csv.gz', { range: { offset: 15, length: 10 } })
+      .then(readAll)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IntegrityError);
+    expect((error as IntegrityError).message).toContain('csv/w/short.csv.gz');
+    expect((error as IntegrityError).oneLine()).not.toContain('\n');
+  });
+
   it('deletes an object', async () => {
     const store = await subject.create();
     await put(store, 'retention/old.csv', 'old');
@@ -258,7 +301,7 @@ describe('file staging store', () => {
     expect(lost.every((r) => r.reason instanceof AlreadyExistsError)).toBe(true);
 
     const winner = files[results.findIndex((r) => r.status === 'fulfilled')]!;
-    expect(await readAll(await store.get('windows/w1/x.csv', winner.sha256))).toEqual(
+    expect(await readAll(await store.get('windows/w1/x.csv', { sha256: winner.sha256 }))).toEqual(
       await readFile(winner.path),
     );
     expect(await readdir(join(store.root, 'windows/w1'))).toEqual(['x.csv']);
@@ -283,7 +326,7 @@ describe('file staging store', () => {
     const store = new FileStagingStore(await mkdtemp(join(work, 'trunc-')));
     const original = await put(store, 'a/b.csv', 'line one\nline two\n');
     await writeFile(join(store.root, 'a/b.csv'), 'line one\n');
-    const error = await readAll(await store.get('a/b.csv', original)).catch((e: unknown) => e);
+    const error = await readAll(await store.get('a/b.csv', { sha256: original })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IntegrityError);
   });
 
@@ -337,7 +380,7 @@ describe('S3 staging store', () => {
 
     const readBack = createHash('sha256');
     let bytes = 0;
-    for await (const chunk of await target.get('windows/big/clicks/1.parquet', sha)) {
+    for await (const chunk of await target.get('windows/big/clicks/1.parquet', { sha256: sha })) {
       readBack.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;
     }
