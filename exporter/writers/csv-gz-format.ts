@@ -1,7 +1,13 @@
 import type { Writable } from 'node:stream';
 import type { Column, Stream } from '../../catalog/types.js';
-import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, ObjectSink, PartRange, RowSink } from './file-format.js';
+import { GzipMembers } from './gzip-members.js';
 import { GzipOutput } from './gzip-output.js';
+
+/** The header line: the column names, quoted as CSV where needed. */
+function headerLine(stream: Stream): string {
+  return `${stream.columns.map((c) => csvField(c.name)).join(',')}\n`;
+}
 
 /** One CSV field as PostgreSQL writes it: quoted only when it has to be. */
 export function csvField(text: string): string {
@@ -13,7 +19,7 @@ class CsvGzSink implements RowSink {
 
   constructor(stream: Stream, out: Writable) {
     this.#gzip = new GzipOutput(out);
-    this.#gzip.writeText(`${stream.columns.map((c) => csvField(c.name)).join(',')}\n`);
+    this.#gzip.writeText(headerLine(stream));
   }
 
   write(record: CopyRecord): undefined | Promise<void> {
@@ -26,6 +32,35 @@ class CsvGzSink implements RowSink {
 
   end(): Promise<void> {
     return this.#gzip.end();
+  }
+}
+
+/** One gzip member per part, each with the header line: every part reads as a csv.gz file of its own. */
+class CsvGzObjectSink implements ObjectSink {
+  readonly #members: GzipMembers;
+  readonly #header: string;
+
+  constructor(stream: Stream, out: Writable) {
+    this.#members = new GzipMembers(out);
+    this.#header = headerLine(stream);
+  }
+
+  beginPart(): undefined | Promise<void> {
+    const wait = this.#members.begin();
+    this.#members.writeText(this.#header);
+    return wait;
+  }
+
+  write(record: CopyRecord): undefined | Promise<void> {
+    return this.#members.writeBytes(record.raw);
+  }
+
+  writeRange(bytes: Buffer, start: number, end: number): undefined | Promise<void> {
+    return this.#members.writeBytes(bytes.subarray(start, end));
+  }
+
+  end(): Promise<readonly PartRange[]> {
+    return this.#members.end();
   }
 }
 
@@ -42,5 +77,8 @@ export const csvGzFormat: FileFormat = {
   },
   open(stream: Stream, out: Writable): RowSink {
     return new CsvGzSink(stream, out);
+  },
+  openObject(stream: Stream, out: Writable): ObjectSink {
+    return new CsvGzObjectSink(stream, out);
   },
 };

@@ -31,6 +31,28 @@ export interface RowSink {
   end(): Promise<void>;
 }
 
+/** Where one part lies in its object, and the sha256 of its bytes. */
+export interface PartRange {
+  readonly offset: number;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/**
+ * Writes one object of a stream: one part per account, back to back, each part a complete file of the format
+ * on its own (read by byte range). Parts are ended by the next `beginPart` or by `end`.
+ */
+export interface ObjectSink {
+  /** Starts the next part (ending the one before); when it returns a promise, wait for it before writing. */
+  beginPart(): undefined | Promise<void>;
+  /** Adds one record to the open part; when it returns a promise, wait for it before the next write. */
+  write(record: CopyRecord): undefined | Promise<void>;
+  /** As `RowSink.writeRange`: the records at `bytes[start, end)`, for formats that hold COPY's own text. */
+  writeRange?(bytes: Buffer, start: number, end: number): undefined | Promise<void>;
+  /** Ends the last part and the output stream; resolves to every part's range, in order, once all is out. */
+  end(): Promise<readonly PartRange[]>;
+}
+
 /**
  * A file format. It decides how each column is selected in the source's COPY (so that the text
  * PostgreSQL prints is what the format wants), and how records become bytes.
@@ -43,4 +65,6 @@ export interface FileFormat {
   selectExpression(column: Column, quoted: string): string;
   /** Starts a file of `stream` rows written to `out` (already created; the sink must end it). */
   open(stream: Stream, out: Writable): RowSink;
+  /** Starts an object of `stream` rows, one part per account, written to `out` (the sink must end it). */
+  openObject(stream: Stream, out: Writable): ObjectSink;
 }

@@ -1,7 +1,8 @@
 import type { Writable } from 'node:stream';
 import type { Column, LogicalType, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
-import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, ObjectSink, PartRange, RowSink } from './file-format.js';
+import { GzipMembers } from './gzip-members.js';
 import { GzipOutput } from './gzip-output.js';
 
 /** Turns a field's text (never NULL) into a JSON value. */
@@ -36,18 +37,17 @@ const encoders: Record<LogicalType, JsonEncoder> = {
   timestamptz: (text) => `"${isoTimestamp(text)}"`,
 };
 
-class NdjsonGzSink implements RowSink {
-  readonly #gzip: GzipOutput;
+/** Turns records of a stream into JSON lines. */
+class JsonLines {
   readonly #prefixes: readonly string[];
   readonly #encoders: readonly JsonEncoder[];
 
-  constructor(stream: Stream, out: Writable) {
-    this.#gzip = new GzipOutput(out);
+  constructor(stream: Stream) {
     this.#prefixes = stream.columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`);
     this.#encoders = stream.columns.map((c) => encoders[c.type]);
   }
 
-  write(record: CopyRecord): undefined | Promise<void> {
+  line(record: CopyRecord): string {
     const fields = record.fields();
     const prefixes = this.#prefixes;
     const encoders = this.#encoders;
@@ -57,11 +57,48 @@ class NdjsonGzSink implements RowSink {
       const text = fields[i]!;
       line += prefixes[i]! + (text === null ? 'null' : encoders[i]!(text));
     }
-    return this.#gzip.writeText(`${line}}\n`);
+    return `${line}}\n`;
+  }
+}
+
+class NdjsonGzSink implements RowSink {
+  readonly #gzip: GzipOutput;
+  readonly #lines: JsonLines;
+
+  constructor(stream: Stream, out: Writable) {
+    this.#gzip = new GzipOutput(out);
+    this.#lines = new JsonLines(stream);
+  }
+
+  write(record: CopyRecord): undefined | Promise<void> {
+    return this.#gzip.writeText(this.#lines.line(record));
   }
 
   end(): Promise<void> {
     return this.#gzip.end();
+  }
+}
+
+/** One gzip member per part: every part reads as an ndjson.gz file of its own. */
+class NdjsonGzObjectSink implements ObjectSink {
+  readonly #members: GzipMembers;
+  readonly #lines: JsonLines;
+
+  constructor(stream: Stream, out: Writable) {
+    this.#members = new GzipMembers(out);
+    this.#lines = new JsonLines(stream);
+  }
+
+  beginPart(): undefined | Promise<void> {
+    return this.#members.begin();
+  }
+
+  write(record: CopyRecord): undefined | Promise<void> {
+    return this.#members.writeText(this.#lines.line(record));
+  }
+
+  end(): Promise<readonly PartRange[]> {
+    return this.#members.end();
   }
 }
 
@@ -83,5 +120,8 @@ export const ndjsonGzFormat: FileFormat = {
   },
   open(stream: Stream, out: Writable): RowSink {
     return new NdjsonGzSink(stream, out);
+  },
+  openObject(stream: Stream, out: Writable): ObjectSink {
+    return new NdjsonGzObjectSink(stream, out);
   },
 };

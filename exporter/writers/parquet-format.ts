@@ -6,8 +6,9 @@ import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
 import type { Column, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
+import { concatenatedParts } from './concatenated-parts.js';
 import { waitForDrain } from './drain.js';
-import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, ObjectSink, RowSink } from './file-format.js';
 import { ColumnBuffer, columnSpec } from './parquet/columns.js';
 import { writeColumnChunk } from './parquet/encoding.js';
 
@@ -179,7 +180,7 @@ class ParquetSink implements RowSink {
 
 /** A parquet format with its own row-group limits. */
 export function createParquetFormat(config: ParquetFormatConfig = {}): FileFormat {
-  return {
+  const format: FileFormat = {
     name: 'parquet',
     extension: 'parquet',
     selectExpression,
@@ -187,7 +188,12 @@ export function createParquetFormat(config: ParquetFormatConfig = {}): FileForma
       if (!LITTLE_ENDIAN) throw new WharfError('the parquet writer needs a little-endian machine');
       return new ParquetSink(stream, out, config);
     },
+    // each account's part is a parquet file of its own (footer included), so a ranged read of it is enough
+    openObject(stream: Stream, out: Writable): ObjectSink {
+      return concatenatedParts(format, stream, out);
+    },
   };
+  return format;
 }
 
 /**
