@@ -4,7 +4,7 @@ import { WindowsTable } from '../control/windows.js';
 import { errorMessage, WharfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { Warehouse } from '../loaders/warehouse.js';
-import { readManifest, STAGING_FORMAT } from '../staging/manifest.js';
+import { manifestKeys, readManifest, STAGING_FORMAT } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
 
 /** What retention needs: the control database, the staging store, the connectors and their warehouses. */
@@ -113,7 +113,10 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
   }
 }
 
-/** Deletes a window's files (those its manifest lists, then any left under its folder), the manifest last. */
+/**
+ * Deletes a window's objects (those its manifest names: one per stream in version 2, one per account and stream
+ * in version 1; then any left under its folder), the manifest last.
+ */
 async function deleteWindowFiles(store: StagingStore, window: Candidate): Promise<number> {
   const folder = window.manifestKey.slice(0, window.manifestKey.lastIndexOf('/') + 1);
   if (!folder.includes(window.windowId)) {
@@ -125,7 +128,7 @@ async function deleteWindowFiles(store: StagingStore, window: Candidate): Promis
   const keys = new Set<string>();
   try {
     const manifest = await readManifest(store, window.manifestKey);
-    for (const f of manifest.files) keys.add(f.key);
+    for (const key of manifestKeys(manifest)) keys.add(key);
   } catch {
     // the manifest is gone already (an interrupted prune): the folder listing below finds the rest
   }

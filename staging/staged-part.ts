@@ -10,7 +10,7 @@ import type { StagingStore } from './staging-store.js';
 export interface StagedPart {
   /** The window the rows belong to; rows staged from it carry it in `_wharf_window`. */
   readonly windowId: string;
-  /** The object holding the rows (for messages). */
+  /** The object holding the rows (for messages); in version 2 they are a byte range of it. */
   readonly key: string;
   readonly stream: string;
   readonly rows: number;
@@ -25,7 +25,10 @@ export interface StagedPart {
   open(): Promise<Readable>;
 }
 
-/** The parts of `account`'s rows of `stream` in a committed window (none when the account had no rows). */
+/**
+ * The parts of `account`'s rows of `stream` in a committed window (none when the account had no rows), whatever
+ * the manifest's version: a byte range of the stream's object (version 2) or a whole object (version 1).
+ */
 export function stagedParts(
   store: StagingStore,
   windowId: string,
@@ -44,6 +47,11 @@ export function stagedParts(
       bytes: f.bytes,
       sha256: f.sha256,
       columns,
-      open: () => store.get(f.key, { sha256: f.sha256 }),
+      // version 2: one ranged read of the stream's object; version 1: the account's own object
+      open: () =>
+        store.get(f.key, {
+          sha256: f.sha256,
+          ...(f.offset === undefined ? {} : { range: { offset: f.offset, length: f.bytes } }),
+        }),
     }));
 }

@@ -21,7 +21,7 @@ import { loadConnector } from '../loaders/load.js';
 import { mssqlDriverConfig, parseMssqlUrl } from '../loaders/mssql/mssql-url.js';
 import { MssqlWarehouse } from '../loaders/mssql/mssql-warehouse.js';
 import type { WindowFile } from '../loaders/warehouse.js';
-import { MANIFEST_FORMAT_VERSION, serializeManifest, type WindowManifest } from '../staging/manifest.js';
+import { serializeManifest, type WindowManifest } from '../staging/manifest.js';
 import { openStagingStore } from '../staging/open-store.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import { createDatabase } from './helpers/databases.js';
@@ -73,7 +73,7 @@ async function stageWindow(
   files: Map<string, StagedFile[]>,
 ): Promise<void> {
   const manifest: WindowManifest = {
-    manifest_version: MANIFEST_FORMAT_VERSION,
+    manifest_version: 1, // one object per account and stream: a version 1 window still loads
     catalog: trackingCatalog.name,
     catalog_version: trackingCatalog.version,
     format: 'csv',
