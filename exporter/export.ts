@@ -14,14 +14,17 @@ import { literalPg, quotePg } from '../db/postgres/quote.js';
 import {
   MANIFEST_FORMAT_VERSION,
   type ManifestFile,
+  type ManifestObject,
   readManifest,
   serializeManifest,
   type WindowManifest,
 } from '../staging/manifest.js';
 import type { StagingStore } from '../staging/staging-store.js';
-import { AccountReader, CsvRecord, readCopyBatches } from './copy-records.js';
+import { readCopyBatches } from './copy-records.js';
+import { countAccounts, inTableOrder, type ReadOrder, readOrderFor } from './read-order.js';
 import { openSpool, type SpooledFile } from './spool-file.js';
 import { StreamChecksum } from './stream-checksum.js';
+import { type StreamObject, writeStreamObject } from './stream-object.js';
 import {
   type Blocker,
   initialCursor,
@@ -52,9 +55,9 @@ export interface ExportOptions {
   /** `wait` (one-shot commands) blocks until another exporter is done; `skip` returns at once. */
   readonly lock?: 'wait' | 'skip';
   readonly onProgress?: (event: ExportProgress) => void;
-  /** Called after each file is published (`file`) and before the manifest (`manifest`); crash tests stop here. */
+  /** Called after each object is published (`file`) and before the manifest (`manifest`); crash tests stop here. */
   readonly onStep?: (step: 'file' | 'manifest') => void;
-  /** Publish files with this many uploads at once (default 4). */
+  /** Publish objects with this many uploads at once (default 4). */
   readonly uploadConcurrency?: number;
 }
 
@@ -67,8 +70,9 @@ export interface ExportProgress {
 
 export interface ExportSummary {
   windows: number;
+  /** Objects written (one per stream with rows in a window). */
   files: number;
-  /** Files found already staged with identical bytes (a completed torn export). */
+  /** Objects found already staged with identical bytes (a completed torn export). */
   filesAlreadyStaged: number;
   rows: number;
   bytes: number;
@@ -96,35 +100,41 @@ export function manifestKey(format: FileFormat, window: TimeWindow): string {
   return `${format.name}/${window.id}/_manifest.json`;
 }
 
-export function fileKey(format: FileFormat, window: TimeWindow, stream: Stream, account: string): string {
-  return `${format.name}/${window.id}/${stream.name}/${account}.${format.extension}`;
+/** The key of a stream's object in a window (manifest version 2): every account's rows are a part of it. */
+export function objectKey(format: FileFormat, window: TimeWindow, stream: Stream): string {
+  return `${format.name}/${window.id}/${stream.name}.${format.extension}`;
 }
 
-/** The SQL that reads one stream of one window from the source, once for all accounts. */
+/**
+ * The SQL that reads one stream of one window from the source, once for all accounts: sorted by tenant and
+ * primary key (`account`, the default), or in the order the table is stored (`table`).
+ */
 export function copySql(
   stream: Stream,
   format: FileFormat,
   sourceSchema: string,
   start: Date,
   end: Date,
+  order: ReadOrder = 'account',
 ): string {
   const exprs = stream.columns.map(
     (c) => `${format.selectExpression(c, quotePg(c.name))} as ${quotePg(c.name)}`,
   );
   const change = quotePg(stream.changeColumn);
-  const order = [stream.tenantColumn, ...stream.primaryKey.filter((k) => k !== stream.tenantColumn)]
+  const sortKey = [stream.tenantColumn, ...stream.primaryKey.filter((k) => k !== stream.tenantColumn)]
     .map(quotePg)
     .join(', ');
   return (
     `copy (select ${exprs.join(', ')} from ${quotePg(sourceSchema)}.${quotePg(stream.name)}` +
     ` where ${change} >= ${literalPg(start.toISOString())}::timestamptz and ${change} < ${literalPg(end.toISOString())}::timestamptz` +
-    ` order by ${order}) to stdout (format csv)`
+    `${order === 'account' ? ` order by ${sortKey}` : ''}) to stdout (format csv)`
   );
 }
 
 /**
- * Exports every closed window not yet exported: one read of the source per stream and window, split
- * into per-account files, published put-once, then the manifest, then the control row.
+ * Exports every closed window not yet exported: one read of the source per stream and window, written as one
+ * object per stream with each account's rows as a part of it, published put-once, then the manifest, then the
+ * control row.
  */
 export async function exportWindows(options: ExportOptions): Promise<ExportSummary> {
   const started = Date.now();
@@ -376,10 +386,11 @@ async function beginSnapshot(client: pg.ClientBase): Promise<void> {
   );
 }
 
-/** Exports one window revision. Throws ContentChanged if staged files of it differ. */
+/** Exports one window revision. Throws ContentChanged if staged objects of it differ. */
 async function exportWindow(options: ExportOptions, window: TimeWindow, log: Logger): Promise<WindowResult> {
   const spoolDir = options.spoolDir ?? join(tmpdir(), 'wharf-spool');
   const limit = pLimit(options.uploadConcurrency ?? 4);
+  const objects: ManifestObject[] = [];
   const files: ManifestFile[] = [];
   const publishing: Promise<void>[] = [];
   const streams: WindowManifest['streams'] = {};
@@ -387,20 +398,7 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
   let bytes = 0;
   let alreadyStaged = 0;
 
-  const publish = (
-    key: string,
-    spooled: SpooledFile,
-    entry: { stream: string; account: string; rows: number },
-  ) => {
-    files.push({
-      key,
-      stream: entry.stream,
-      account: entry.account,
-      rows: entry.rows,
-      bytes: spooled.bytes,
-      sha256: spooled.sha256,
-    });
-    bytes += spooled.bytes;
+  const publish = (key: string, spooled: SpooledFile) => {
     publishing.push(
       limit(async () => {
         try {
@@ -419,78 +417,36 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
   try {
     await beginSnapshot(client);
     for (const stream of options.catalog.streams) {
-      const sum = new StreamChecksum(stream);
-      let account: string | undefined;
-      let accountRows = 0;
-      let sink: ReturnType<FileFormat['open']> | undefined;
-      let spool: ReturnType<typeof openSpool> | undefined;
-
-      const finish = async () => {
-        if (!sink || !spool || account === undefined) return;
-        await sink.end();
-        const spooled = await spool.done;
-        publish(fileKey(options.format, window, stream, account), spooled, {
-          stream: stream.name,
-          account,
-          rows: accountRows,
-        });
-        sink = undefined;
-        spool = undefined;
-      };
-
-      const sql = copySql(stream, options.format, options.sourceSchema, window.start, window.end);
-      let copy: NodeJS.ReadableStream;
-      try {
-        copy = client.query(copyTo(sql));
-      } catch (error) {
-        throw sourceError(error, stream, options);
-      }
-      try {
-        const accounts = new AccountReader();
-        for await (const batch of readCopyBatches(copy as AsyncIterable<Buffer>)) {
-          const { bytes, ends, count } = batch;
-          let s = batch.start;
-          /** Start of the records not yet handed to a range-writing sink. */
-          let run = s;
-          for (let i = 0; i < count; i++) {
-            const e = ends[i]!;
-            const recordAccount = accounts.read(bytes, s, e);
-            if (recordAccount !== account) {
-              if (sink?.writeRange && run < s) {
-                const wait = sink.writeRange(bytes, run, s);
-                if (wait) await wait;
-              }
-              await finish();
-              account = recordAccount;
-              accountRows = 0;
-              spool = openSpool(spoolDir);
-              sink = options.format.open(stream, spool.out);
-              run = s;
-            }
-            sum.addRange(bytes, s, e);
-            accountRows++;
-            if (!sink!.writeRange) {
-              const wait = sink!.write(new CsvRecord(bytes.subarray(s, e), recordAccount));
-              if (wait) await wait;
-            }
-            s = e;
-          }
-          if (sink?.writeRange && run < s) {
-            const wait = sink.writeRange(bytes, run, s);
-            if (wait) await wait;
-          }
-        }
-        await finish();
-      } catch (error) {
-        if (spool) await spool.discard();
-        throw sourceError(error, stream, options);
-      }
-      rows += sum.count;
+      const object = await readStream(options, client, stream, window, spoolDir);
+      rows += object.rows;
       streams[stream.name] = {
-        rows: sum.count,
-        checksum: sum.toString(),
+        rows: object.rows,
+        checksum: object.checksum,
         columns: stream.columns.map((c) => c.name),
       };
+      const spooled = object.spooled;
+      if (spooled === undefined) continue;
+      const key = objectKey(options.format, window, stream);
+      objects.push({
+        key,
+        stream: stream.name,
+        rows: object.rows,
+        bytes: spooled.bytes,
+        sha256: spooled.sha256,
+      });
+      for (const part of object.parts) {
+        files.push({
+          key,
+          stream: stream.name,
+          account: part.account,
+          rows: part.rows,
+          bytes: part.bytes,
+          sha256: part.sha256,
+          offset: part.offset,
+        });
+      }
+      bytes += spooled.bytes;
+      publish(key, spooled);
     }
     await client.query('commit');
   } catch (error) {
@@ -514,6 +470,7 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
       revision: window.revision,
     },
     streams,
+    objects,
     files,
   };
   const key = manifestKey(options.format, window);
@@ -527,8 +484,35 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
   } finally {
     await rm(spooled.path, { force: true });
   }
-  log.debug({ window: window.id, files: files.length }, 'manifest written');
-  return { manifest, manifestKey: key, rows, bytes, files: files.length, alreadyStaged };
+  log.debug({ window: window.id, objects: objects.length, parts: files.length }, 'manifest written');
+  return { manifest, manifestKey: key, rows, bytes, files: objects.length, alreadyStaged };
+}
+
+/**
+ * Reads one stream of a window into one object: in table order when its rows belong to a few accounts (no sort
+ * in the source), in account order otherwise. A stream without rows in the window is not read at all.
+ */
+async function readStream(
+  options: ExportOptions,
+  client: pg.ClientBase,
+  stream: Stream,
+  window: TimeWindow,
+  spoolDir: string,
+): Promise<StreamObject> {
+  try {
+    const accounts = await countAccounts(client, stream, options.sourceSchema, window.start, window.end);
+    if (accounts === 0)
+      return { spooled: undefined, parts: [], rows: 0, checksum: new StreamChecksum(stream).toString() };
+    const order = readOrderFor(accounts);
+    const read = async () => {
+      const sql = copySql(stream, options.format, options.sourceSchema, window.start, window.end, order);
+      const copy = client.query(copyTo(sql)) as unknown as AsyncIterable<Buffer>;
+      return writeStreamObject(copy, { stream, format: options.format, order, spoolDir });
+    };
+    return await (order === 'table' ? inTableOrder(client, read) : read());
+  } catch (error) {
+    throw sourceError(error, stream, options);
+  }
 }
 
 /**

@@ -5,10 +5,12 @@ import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import pg from 'pg';
 import { trackingCatalog } from '../../catalog/tracking.js';
+import { getStream } from '../../catalog/types.js';
 import { type ExportOptions, exportWindows } from '../../exporter/export.js';
 import { formatByName } from '../../exporter/writers/formats.js';
 import { readManifest, type WindowManifest } from '../../staging/manifest.js';
 import { openStagingStore } from '../../staging/open-store.js';
+import { type StagedPart, stagedParts } from '../../staging/staged-part.js';
 import type { StagingStore } from '../../staging/staging-store.js';
 
 /** A source database with the reference schema, a staging folder, and pools onto them. */
@@ -83,12 +85,26 @@ export async function readCsvGz(store: StagingStore, key: string): Promise<Recor
   }) as Record<string, string | null>[];
 }
 
-/** All staged rows of one stream across all windows. */
+/** The rows of a staged part (null for SQL NULL, '' for the empty string). */
+export async function readPart(part: StagedPart): Promise<Record<string, string | null>[]> {
+  const chunks: Buffer[] = [];
+  for await (const c of await part.open()) chunks.push(Buffer.from(c as Buffer));
+  return parse(gunzipSync(Buffer.concat(chunks)).toString('utf8'), {
+    columns: true,
+    cast: (value: string, context: { quoting: boolean }) => (value === '' && !context.quoting ? null : value),
+  }) as Record<string, string | null>[];
+}
+
+/** All staged rows of one stream across all windows, read account by account through `stagedParts`. */
 export async function stagedRows(p: Platform, stream: string): Promise<Record<string, string | null>[]> {
   const out: Record<string, string | null>[] = [];
+  const of = getStream(trackingCatalog, stream);
   for (const m of await manifests(p)) {
-    for (const f of m.files.filter((x) => x.stream === stream))
-      out.push(...(await readCsvGz(p.store, f.key)));
+    const accounts = new Set(m.files.filter((x) => x.stream === stream).map((x) => x.account));
+    for (const account of accounts) {
+      for (const part of stagedParts(p.store, m.window.id, m, of, account))
+        out.push(...(await readPart(part)));
+    }
   }
   return out;
 }
