@@ -43,21 +43,18 @@ export function readOrderFor(accounts: number): ReadOrder {
  * order of their physical position, whatever the plan (a sequential or a bitmap heap scan; a plain index scan,
  * which returns them in index order, is turned off), without parallel workers (which interleave their rows by
  * chance) and without synchronized sequential scans (which may start mid-table). Transaction-local settings,
- * put back afterwards.
+ * put back to the session's values afterwards.
  */
 export async function inTableOrder<T>(client: pg.ClientBase, read: () => Promise<T>): Promise<T> {
-  const names = ['max_parallel_workers_per_gather', 'synchronize_seqscans', 'enable_indexscan'];
-  const { rows } = await client.query<{ value: string }>(
-    'select current_setting(name) as value from unnest($1::text[]) with ordinality as s(name, n) order by n',
-    [names],
+  await client.query(
+    `select set_config('max_parallel_workers_per_gather', '0', true), set_config('synchronize_seqscans', 'off', true),
+            set_config('enable_indexscan', 'off', true)`,
   );
-  const set = (values: readonly string[]) =>
-    client.query(
-      'select set_config(name, value, true) from unnest($1::text[], $2::text[]) as s(name, value)',
-      [names, values],
-    );
-  await set(['0', 'off', 'off']);
   const result = await read();
-  await set(rows.map((r) => r.value));
+  // back to the session's own values (those of the connection, which Wharf never changes)
+  await client.query(
+    'select set_config(name, reset_val, true) from pg_settings where name = any($1::text[])',
+    [['max_parallel_workers_per_gather', 'synchronize_seqscans', 'enable_indexscan']],
+  );
   return result;
 }
