@@ -1,9 +1,16 @@
 import { join } from 'node:path';
+import pg from 'pg';
 import type { Column } from '../catalog/types.js';
+import { copySql } from '../exporter/export.js';
+import { countAccounts, readOrderFor } from '../exporter/read-order.js';
+import { formatByName } from '../exporter/writers/formats.js';
+import { seedSource } from '../source/seed.js';
+import { initSource } from '../source/source-schema.js';
+import { readManifest } from '../staging/manifest.js';
+import { openStagingStore } from '../staging/open-store.js';
 import {
   type BenchContext,
   COARSE_MS,
-  clicksSelect,
   clicksStream,
   exportedWindow,
   fileMB,
@@ -11,6 +18,7 @@ import {
   prepareBigSource,
   round,
 } from './bench-context.js';
+import { createBenchDatabase } from './bench-postgres.js';
 import { runWharfChild, timeShell } from './bench-shell.js';
 import { openDuckDb } from './duckdb.js';
 
@@ -35,8 +43,30 @@ function duckType(column: Column): string {
   }
 }
 
-/** Export: one window of all clicks, csv.gz and parquet, against `psql \copy | gzip -1` and DuckDB. */
+/**
+ * The SELECT Wharf's csv export runs for one window of clicks: the same columns and bounds, and the same order
+ * (table order for the few accounts of the big source, so the baselines do not sort either).
+ */
+async function wharfSelect(url: string, start: Date, end: Date): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const order = readOrderFor(await countAccounts(client, clicksStream, 'public', start, end));
+    const copy = copySql(clicksStream, formatByName('csv'), 'public', start, end, order);
+    return copy.replace(/^copy \(/, '').replace(/\) to stdout \(format csv\)$/, '');
+  } finally {
+    await client.end();
+  }
+}
+
+/** Export: one window of all clicks, csv.gz and parquet, against `psql \copy | gzip -1` and DuckDB; then accounts. */
 export async function exportBench(ctx: BenchContext): Promise<void> {
+  await bigWindowBench(ctx);
+  await accountsBench(ctx);
+}
+
+/** One window of all clicks of one account, csv.gz and parquet, against `psql \copy | gzip -1` and DuckDB. */
+async function bigWindowBench(ctx: BenchContext): Promise<void> {
   const source = await prepareBigSource(ctx);
   const rows = source.rowsByStream.clicks ?? ctx.clicks;
   const places = {
@@ -93,7 +123,7 @@ export async function exportBench(ctx: BenchContext): Promise<void> {
     csvRss = Math.max(csvRss, csv.maxRssMB);
     if (!window) {
       window = await exportedWindow(source.url, `bench_export_csv_${r}`);
-      select = clicksSelect(window.start, window.end);
+      select = await wharfSelect(source.url, window.start, window.end);
     }
 
     ctx.log(`export round ${r}/${runs}: psql \\copy | gzip -1`);
@@ -217,4 +247,111 @@ export async function exportBench(ctx: BenchContext): Promise<void> {
       note: `${round(fileMB(duckOut))} MB written; writer alone: CSV dump already on disk, not timed`,
     },
   );
+}
+
+/** Clicks of the accounts case (env BENCH_ACCOUNTS_CLICKS) and its account counts (BENCH_ACCOUNTS, comma list). */
+const ACCOUNTS_CLICKS = Number(process.env.BENCH_ACCOUNTS_CLICKS ?? 500_000);
+const ACCOUNT_COUNTS = (process.env.BENCH_ACCOUNTS ?? '10,1000,10000').split(',').map(Number);
+/** Goals: seconds over the smallest case's, per account count. */
+const ACCOUNT_GOALS: Readonly<Record<number, number>> = { 1000: 1.5, 10000: 2 };
+
+/**
+ * The same clicks over 10, 1,000 and 10,000 accounts, all in one closed window: the export's cost should not
+ * follow the number of accounts. Only the clicks stream is exported (the same rows in every case; the other
+ * streams grow with the accounts). Rounds take turns like the cases above; medians and ranges.
+ */
+async function accountsBench(ctx: BenchContext): Promise<void> {
+  const boundary = Math.floor((Date.now() - 120_000) / COARSE_MS) * COARSE_MS;
+  const urls = new Map<number, string>();
+  for (const accounts of ACCOUNT_COUNTS) {
+    const url = await createBenchDatabase(ctx.server, `bench_accounts_${accounts}`);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await initSource(client);
+      ctx.log(`seeding ${ACCOUNTS_CLICKS} clicks over ${accounts} accounts`);
+      await seedSource(client, {
+        accounts,
+        rows: ACCOUNTS_CLICKS,
+        seed: 7,
+        days: 7,
+        end: new Date(boundary - 60_000),
+      });
+      await client.query('vacuum analyze');
+    } finally {
+      await client.end();
+    }
+    urls.set(accounts, url);
+  }
+
+  const runs = ctx.options.exportRuns;
+  const results = new Map<
+    number,
+    { seconds: number[]; rss: number; objects: number; parts: number; mb: number }
+  >();
+  for (let r = 1; r <= runs; r++) {
+    for (const accounts of ACCOUNT_COUNTS) {
+      ctx.log(`export round ${r}/${runs}: ${ACCOUNTS_CLICKS} clicks over ${accounts} accounts`);
+      const out = await runWharfChild({
+        kind: 'export',
+        format: 'csv',
+        sourceUrl: urls.get(accounts)!,
+        streams: ['clicks'],
+        sizes: { fineMs: 60_000, coarseMs: COARSE_MS },
+        settleMs: 0,
+        maxWindows: 1,
+        controlSchema: `bench_accounts_${r}`,
+        stagingDir: join(ctx.workDir, `accounts-${accounts}-${r}`),
+      });
+      const e = out.export!;
+      if (e.windows !== 1 || e.rows !== ACCOUNTS_CLICKS) {
+        throw new Error(`expected one window of ${ACCOUNTS_CLICKS} clicks, got ${JSON.stringify(e)}`);
+      }
+      const seen = results.get(accounts) ?? { seconds: [], rss: 0, objects: e.files, parts: 0, mb: 0 };
+      seen.seconds.push(e.seconds);
+      seen.rss = Math.max(seen.rss, out.maxRssMB);
+      seen.mb = e.bytes / 1_048_576;
+      seen.parts = await windowParts(join(ctx.workDir, `accounts-${accounts}-${r}`));
+      results.set(accounts, seen);
+    }
+  }
+
+  const base = median(results.get(ACCOUNT_COUNTS[0]!)!.seconds);
+  const details: Record<string, unknown> = {};
+  for (const accounts of ACCOUNT_COUNTS) {
+    const x = results.get(accounts)!;
+    const seconds = median(x.seconds);
+    const ratio = seconds / base;
+    const goal = ACCOUNT_GOALS[accounts];
+    details[String(accounts)] = {
+      runs: x.seconds,
+      objects: x.objects,
+      parts: x.parts,
+      rssMB: round(x.rss, 0),
+    };
+    ctx.rows.push({
+      section: 'export',
+      name: `Wharf export csv.gz, ${ACCOUNTS_CLICKS.toLocaleString('en-US')} clicks over ${accounts.toLocaleString('en-US')} accounts (1 window)`,
+      seconds: round(seconds),
+      rows: ACCOUNTS_CLICKS,
+      rowsPerSecond: Math.round(ACCOUNTS_CLICKS / seconds),
+      rssMB: round(x.rss, 0),
+      ratio: round(ratio),
+      ...(goal === undefined
+        ? {}
+        : { goal: `≤ ${goal}× the ${ACCOUNT_COUNTS[0]}-account case`, met: ratio <= goal }),
+      note: `${x.objects} object(s), ${x.parts} parts, ${round(x.mb)} MB; runs ${x.seconds.map((t) => round(t)).join(' / ')} s (range ${round(Math.min(...x.seconds))}–${round(Math.max(...x.seconds))})`,
+    });
+  }
+  ctx.extra.accounts = { clicks: ACCOUNTS_CLICKS, cases: details };
+}
+
+/** Parts (one per account) of the window staged in `stagingDir`, from its manifest. */
+async function windowParts(stagingDir: string): Promise<number> {
+  const store = openStagingStore(`file://${stagingDir}`);
+  let parts = 0;
+  for await (const key of store.list('csv/')) {
+    if (key.endsWith('/_manifest.json')) parts += (await readManifest(store, key)).files.length;
+  }
+  return parts;
 }
