@@ -125,6 +125,22 @@ export const controlMigrations: readonly ControlMigration[] = [
         on ${s}.connectors (account_id, family) where state <> 'disabled';
     `,
   },
+  {
+    version: 6,
+    description: 'connector progress: what each connector has seen and loaded',
+    sql: (s) => `
+      create table if not exists ${s}.connector_progress (
+        connector_id bigint primary key references ${s}.connectors (id),
+        seen_seq bigint not null default 0,
+        catalog_version int,
+        last_window_id text,
+        last_window_end timestamptz,
+        windows bigint not null default 0,
+        rows bigint not null default 0,
+        loaded_at timestamptz
+      );
+    `,
+  },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */

@@ -1,11 +1,13 @@
 import type { Connector } from '../connectors/connector-store.js';
+import { type ConnectorProgress, ProgressTable } from '../control/progress.js';
 import { recordRun } from '../control/runs.js';
 import { oneLine, WharfError, withContext } from '../core/errors.js';
+import { isMissingObject } from '../db/classify.js';
 import { tryAdvisoryLock } from '../db/postgres/locks.js';
 import type { DestinationTarget } from '../destinations/destination-kind.js';
 import { kindOf } from '../destinations/registry.js';
 import { type LoadProgress, type LoadSummary, loadConnector } from '../loaders/load.js';
-import type { LedgerStatus, Warehouse } from '../loaders/warehouse.js';
+import type { Warehouse } from '../loaders/warehouse.js';
 import { recordSafely } from './run-record.js';
 import type { Runtime } from './runtime.js';
 
@@ -16,7 +18,7 @@ export function connectorLockKey(controlSchema: string, connectorId: string): st
 
 /** What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock. */
 export type ConnectorJobResult =
-  | { readonly status: 'ok'; readonly summary: LoadSummary; readonly ledger: LedgerStatus }
+  | { readonly status: 'ok'; readonly summary: LoadSummary; readonly progress: ConnectorProgress | undefined }
   | { readonly status: 'skipped' };
 
 export interface ConnectorJobOptions {
@@ -84,9 +86,42 @@ export async function runConnectorJob(
     return { status: 'skipped' };
   }
   try {
-    const warehouse = await openWarehouse(rt, connector);
-    try {
-      const summary = await loadConnector({
+    const summary = await loadWithProgress(rt, connector, options);
+    rt.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
+    await record('ok', summary.windows, summary.rowsStaged);
+    return { status: 'ok', summary, progress: await progressTable(rt).get(control, id) };
+  } catch (error) {
+    const e = withContext(error, { connector: id });
+    await record('failed', 0, 0, e.oneLine());
+    throw e;
+  } finally {
+    await lock.release();
+  }
+}
+
+function progressTable(rt: Runtime): ProgressTable {
+  return new ProgressTable(rt.settings.controlSchema);
+}
+
+/**
+ * Loads what the connector has not loaded yet, starting after the newest window its progress says it has seen
+ * (a replay: its range), migrating the warehouse only when the catalog version changed since the last run or a
+ * load fails on a missing table or column; then advances its progress in the control database.
+ */
+async function loadWithProgress(
+  rt: Runtime,
+  connector: Connector,
+  options: ConnectorJobOptions,
+): Promise<LoadSummary> {
+  const id = String(connector.id);
+  const control = await rt.control();
+  const table = progressTable(rt);
+  const progress = await table.get(control, id);
+  const current = progress?.catalogVersion === rt.catalog.version;
+  const warehouse = await openWarehouse(rt, connector);
+  try {
+    const load = (migrate: boolean) =>
+      loadConnector({
         control,
         controlSchema: rt.settings.controlSchema,
         store: rt.store(),
@@ -94,22 +129,44 @@ export async function runConnectorJob(
         target: { connectorId: id, account: String(connector.account), streams: connector.streams },
         warehouse,
         logger: rt.logger,
+        migrate,
+        ...(progress && !options.replay ? { afterSeq: progress.seenSeq } : {}),
         ...(options.replay ? { replay: options.replay } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
-      const ledger = await warehouse.status();
-      rt.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
-      await record('ok', summary.windows, summary.rowsStaged);
-      return { status: 'ok', summary, ledger };
-    } finally {
-      await warehouse.close();
+    let summary: LoadSummary;
+    try {
+      summary = await load(!current);
+    } catch (error) {
+      // the schema was changed since it was last migrated: migrate, then try once more
+      if (!current || !isMissingObject(error)) throw error;
+      rt.logger.warn({ connector: id }, `connector ${id}: a warehouse table or column is missing; migrating`);
+      summary = await load(true);
     }
-  } catch (error) {
-    const e = withContext(error, { connector: id });
-    await record('failed', 0, 0, e.oneLine());
-    throw e;
+    const replay = options.replay !== undefined;
+    await table.advance(control, id, {
+      seenSeq: replay ? 0 : summary.seenSeq,
+      catalogVersion: rt.catalog.version,
+      lastWindowId: summary.lastWindow,
+      lastWindowEnd: summary.lastWindowEnd,
+      windows: replay ? 0 : summary.windows,
+      rows: replay ? 0 : summary.rowsStaged,
+    });
+    if (!progress) {
+      // the first run with progress kept: start its totals from what the ledger holds
+      const ledger = await warehouse.status();
+      await table.reset(control, id, {
+        catalogVersion: rt.catalog.version,
+        lastWindowId: ledger.lastWindowId,
+        lastWindowEnd: ledger.lastWindowEnd,
+        windows: ledger.windows,
+        rows: ledger.rows,
+        loadedAt: ledger.lastLoadedAt,
+      });
+    }
+    return summary;
   } finally {
-    await lock.release();
+    await warehouse.close();
   }
 }
 

@@ -1,6 +1,9 @@
+import type { Connector } from '../connectors/connector-store.js';
+import { ProgressTable } from '../control/progress.js';
 import { connectorRunStats, statsFor } from '../control/runs.js';
 import { WindowsTable } from '../control/windows.js';
 import { errorMessage } from '../core/errors.js';
+import type { LedgerStatus } from '../loaders/warehouse.js';
 import { STAGING_FORMAT } from '../staging/manifest.js';
 import { openWarehouse } from './connector-job.js';
 import type { Runtime } from './runtime.js';
@@ -36,6 +39,16 @@ export interface StatusReport {
   readonly connectors: readonly ConnectorStatus[];
 }
 
+/** What a connector's warehouse ledger says (for a connector without progress in the control database). */
+async function ledgerOf(rt: Runtime, c: Connector): Promise<LedgerStatus> {
+  const wh = await openWarehouse(rt, c);
+  try {
+    return await wh.status();
+  } finally {
+    await wh.close();
+  }
+}
+
 /** Per connector: state, last window loaded, lag, rows, what it has still to read, and today's runs. */
 export async function statusReport(rt: Runtime): Promise<StatusReport> {
   const control = await rt.control();
@@ -43,6 +56,7 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
   const windows = new WindowsTable(rt.settings.controlSchema);
   const exported = await windows.summary(control, STAGING_FORMAT);
   const runs = await connectorRunStats(control, rt.settings.controlSchema);
+  const known = await new ProgressTable(rt.settings.controlSchema).all(control);
   const out: ConnectorStatus[] = [];
   for (const c of await store.list()) {
     const r = statsFor(runs, String(c.id));
@@ -68,20 +82,16 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
     };
     if (c.state !== 'disabled') {
       try {
-        const wh = await openWarehouse(rt, c);
-        try {
-          const l = await wh.status();
-          s.lastWindow = l.lastWindowId;
-          s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
-          s.lagSeconds = l.lastWindowEnd
-            ? Math.round((exported.dbNow.getTime() - l.lastWindowEnd.getTime()) / 1000)
-            : null;
-          s.rows = l.rows;
-          s.windowsLoaded = l.windows;
-          s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
-        } finally {
-          await wh.close();
-        }
+        // from the control database; a connector that never ran under this version: its warehouse's ledger
+        const l = known.get(String(c.id)) ?? (await ledgerOf(rt, c));
+        s.lastWindow = l.lastWindowId;
+        s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
+        s.lagSeconds = l.lastWindowEnd
+          ? Math.round((exported.dbNow.getTime() - l.lastWindowEnd.getTime()) / 1000)
+          : null;
+        s.rows = l.rows;
+        s.windowsLoaded = l.windows;
+        s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
       } catch (error) {
         s.error = errorMessage(error);
       }
