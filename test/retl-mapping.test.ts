@@ -222,7 +222,7 @@ describe('values read from PostgreSQL', () => {
     const got = await reader.read(
       { query: parseQueryTemplate(sql, 'postgres'), sinceMicros: 0, timeoutMs: 10_000 },
       async (result) => {
-        const out: JsonValue[][] = [];
+        const out: (readonly JsonValue[])[] = [];
         for await (const batch of result.batches) out.push(...batch.rows);
         return out;
       },
@@ -310,7 +310,7 @@ describe('values read from PostgreSQL', () => {
       reader.read(
         { query: parseQueryTemplate(sql, 'postgres'), sinceMicros: 1_700_000_000_500_000, timeoutMs: 10_000 },
         async (result) => {
-          const rows: JsonValue[][] = [];
+          const rows: (readonly JsonValue[])[] = [];
           for await (const batch of result.batches) rows.push(...batch.rows);
           return { parameter: result.parameter, rows };
         },
