@@ -431,3 +431,29 @@ describe('batches', () => {
     expect(sizes).toEqual([10, 10, 5]);
   });
 });
+
+describe('the SQL Server reader', () => {
+  it('sends these statements and binds @p1 in the type SQL Server suggests', async () => {
+    const m = await import('../reverse-etl/mssql-warehouse-reader.js');
+    expect(m.MSSQL_READ_STATEMENTS).toEqual({
+      settings: 'SET XACT_ABORT ON; SET NOCOUNT ON;',
+      clock:
+        "SELECT CAST(DATEDIFF_BIG(MICROSECOND, CAST('19700101' AS datetime2(7)), SYSUTCDATETIME()) AS varchar(20)) AS micros;",
+      describe: 'EXEC sys.sp_describe_undeclared_parameters @tsql = @tsql;',
+    });
+    const at = 1_700_000_000_123_456;
+    expect(m.mssqlParameterValue('seconds', at)).toBe(1_700_000_000);
+    expect(m.mssqlParameterValue('timestamp', at)).toEqual(new Date('2023-11-14T22:13:20.123Z'));
+    expect(m.mssqlParameterValue('text', at)).toBe('1700000000');
+    expect(m.mssqlJsonValue(new Date('2023-11-14T22:13:20.123Z'))).toBe('2023-11-14T22:13:20.123Z');
+    expect(m.mssqlJsonValue('9007199254740993')).toBe('9007199254740993');
+    expect(m.mssqlJsonValue('1234567890123456')).toBe(1234567890123456);
+    expect(m.mssqlJsonValue(Buffer.from([1, 255]))).toBe('0x01ff');
+    expect(
+      parseQueryTemplate(
+        'SELECT id AS userId FROM dbo.users WHERE last_updated >= {{last_sync_time}}',
+        'mssql',
+      ).sql,
+    ).toBe('SELECT id AS userId FROM dbo.users WHERE last_updated >= @p1');
+  });
+});
