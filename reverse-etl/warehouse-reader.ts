@@ -42,8 +42,7 @@ export const PG_READ_STATEMENTS = {
   settings: [
     "select set_config('statement_timeout', $1, true),",
     "  set_config('TimeZone', 'UTC', true),",
-    "  set_config('DateStyle', 'ISO, YMD', true),",
-    "  set_config('IntervalStyle', 'iso_8601', true)",
+    "  set_config('DateStyle', 'ISO, YMD', true)",
   ].join('\n'),
   clock: 'select (extract(epoch from now()) * 1000000)::bigint::text as micros',
   end: 'rollback',
