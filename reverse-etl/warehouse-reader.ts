@@ -122,51 +122,56 @@ export class PgWarehouseReader implements WarehouseReader {
     }
   }
 
+  /**
+   * Fetches a batch ahead: the next Execute goes to the server before the current batch is decoded and
+   * consumed, so the warehouse works while Wharf maps and writes (two fetches in memory at most).
+   */
   async *#batches(cursor: Cursor, request: ReadRequest): AsyncGenerator<RowBatch> {
     const deadline = Date.now() + request.timeoutMs;
     const fetchBytes = this.#options.fetchBytes ?? 4 * 1024 * 1024;
-    let want = this.#options.firstFetchRows ?? 1000;
+    let want = Math.min(this.#options.firstFetchRows ?? 1000, request.limit ?? Number.POSITIVE_INFINITY);
     let left = request.limit ?? Number.POSITIVE_INFINITY;
     let columns: ResultColumn[] | undefined;
     let decoders: PgValueDecoder[] = [];
     let yielded = false;
-    while (left > 0) {
-      if (Date.now() > deadline) {
-        throw new WharfError(`the sync query ran past its timeout of ${request.timeoutMs} ms`, {
-          code: '57014',
-          hint: 'make the query faster (an index on its time column), or give the sync a longer timeout',
-        });
-      }
-      const { rows, fields } = await readCursor(cursor, Math.min(want, left));
-      if (columns === undefined) {
-        columns = fields.map((f) => ({ name: f.name, type: String(f.dataTypeID) }));
-        decoders = fields.map((f) => pgValueDecoder(f.dataTypeID));
-      }
-      if (rows.length === 0) {
-        // an empty result still tells its columns
-        if (!yielded) yield { columns, rows: [] };
-        return;
-      }
-      let bytes = 0;
-      const out: JsonValue[][] = new Array(rows.length);
-      for (let r = 0; r < rows.length; r++) {
-        const raw = rows[r]!;
-        const row: JsonValue[] = new Array(raw.length);
-        for (let c = 0; c < raw.length; c++) {
-          const text = raw[c]!;
-          if (text === null) row[c] = null;
-          else {
-            bytes += text.length;
-            row[c] = decoders[c]!(text);
-          }
+    let next: ReturnType<typeof readCursor> | undefined = readCursor(cursor, want);
+    try {
+      while (next !== undefined) {
+        const asked = want;
+        const { rows, fields } = await next;
+        next = undefined;
+        if (Date.now() > deadline) {
+          throw new WharfError(`the sync query ran past its timeout of ${request.timeoutMs} ms`, {
+            code: '57014',
+            hint: 'make the query faster (an index on its time column), or give the sync a longer timeout',
+          });
         }
-        out[r] = row;
+        if (columns === undefined) {
+          columns = fields.map((f) => ({ name: f.name, type: String(f.dataTypeID) }));
+          decoders = fields.map((f) => pgValueDecoder(f.dataTypeID));
+        }
+        if (rows.length === 0) {
+          // an empty result still tells its columns
+          if (!yielded) yield { columns, rows: [] };
+          return;
+        }
+        left -= rows.length;
+        let bytes = 0;
+        for (const raw of rows) for (const text of raw) if (text !== null) bytes += text.length;
+        if (rows.length === asked && left > 0) {
+          want = Math.max(
+            50,
+            Math.min(20_000, Math.floor(fetchBytes / Math.max(1, bytes / rows.length)), left),
+          );
+          next = readCursor(cursor, want);
+          next.catch(() => {});
+        }
+        yielded = true;
+        yield { columns, rows: decodeRows(rows, decoders) };
       }
-      left -= rows.length;
-      yielded = true;
-      yield { columns, rows: out };
-      if (rows.length < want) return;
-      want = Math.max(50, Math.min(20_000, Math.floor(fetchBytes / Math.max(1, bytes / rows.length))));
+    } finally {
+      // a consumer that stops early leaves no fetch running on the connection
+      if (next !== undefined) await next.catch(() => {});
     }
   }
 
@@ -211,6 +216,21 @@ export class PgWarehouseReader implements WarehouseReader {
   #label(): string {
     return this.#options.label ? ` (${this.#options.label})` : '';
   }
+}
+
+/** Rows of text → rows of JSON values, per column's decoder. */
+function decodeRows(rows: readonly (string | null)[][], decoders: readonly PgValueDecoder[]): JsonValue[][] {
+  const out: JsonValue[][] = new Array(rows.length);
+  for (let r = 0; r < rows.length; r++) {
+    const raw = rows[r]!;
+    const row: JsonValue[] = new Array(raw.length);
+    for (let c = 0; c < raw.length; c++) {
+      const text = raw[c] as string | null;
+      row[c] = text === null ? null : decoders[c]!(text);
+    }
+    out[r] = row;
+  }
+  return out;
 }
 
 /** One fetch, with the result's fields (known even when no row comes back). */
