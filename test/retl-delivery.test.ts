@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError, WharfError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
 import { HttpBatchSender, parseDeliverTo } from '../reverse-etl/batch-sender.js';
-import { runSync } from '../reverse-etl/sync-run.js';
+import { replayRun, runSync } from '../reverse-etl/sync-run.js';
 import { createDatabase, query } from './helpers/databases.js';
 import {
   addSync,
@@ -129,6 +129,27 @@ describe('delivery', () => {
     expect(receiver.requests).toHaveLength(4);
     expect(receiver.delivered().map((c) => c.userId)).toEqual(['1', '2']);
     expect(await runState(sync.id)).toMatchObject([{ status: 'ok', batches_acked: 1 }]);
+  });
+
+  it('a staged run replays from its files: the same calls with the same ids, nothing recorded', async () => {
+    receiver.requests.length = 0;
+    const deliverTo = withWriteKey(receiver.url);
+    const sync = await addSync(h, { type: 'identify', query: QUERY, deliverTo });
+    const deps = runDeps(h, warehouseReader(warehouseUrl), deliverTo);
+    const first = await runSync(deps, sync);
+    const sent = receiver.delivered();
+    // the warehouse changes meanwhile: a replay sends what was staged, not what is there now
+    await query(warehouseUrl, `update users set email = 'changed@example.com' where id = 1`);
+    receiver.requests.length = 0;
+    const replay = await replayRun(deps, first.manifestKey);
+    await query(warehouseUrl, `update users set email = 'a@example.com' where id = 1`);
+    expect(replay).toEqual({ batches: 1, calls: 2, bytes: first.bytes });
+    expect(receiver.delivered()).toEqual(sent);
+    expect(await runState(sync.id)).toMatchObject([{ status: 'ok', batches_acked: 1, calls_acked: 2 }]);
+    const missing = await replayRun(deps, 'retl/999/1/manifest.json').catch((e) => e);
+    expect(missing.oneLine()).toBe(
+      'there is no staged run at retl/999/1/manifest.json (key retl/999/1/manifest.json); check the sync and run ids, and --staging-url',
+    );
   });
 
   it('honours Retry-After as an HTTP date, and retries network errors', async () => {
