@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { causes, UsageError, WharfError } from '../core/errors.js';
 import { redact, Secret } from '../core/secret.js';
-import { batchBody } from './call-batches.js';
+import { type BatchLimits, batchBody } from './call-batches.js';
 
 /** A Segment-compatible batch endpoint: its URL without the write key, and the key apart. */
 export interface DeliveryEndpoint {
@@ -54,10 +54,13 @@ export interface SendResult {
 
 /** Delivers one batch of calls; resolves once the receiver acknowledged it (2xx). */
 export interface BatchSender {
+  /** How the receiver wants its calls cut into requests (default: 500,000 bytes, no count limit). */
+  readonly limits?: BatchLimits | undefined;
   send(lines: readonly string[], index: number): Promise<SendResult>;
 }
 
-export interface SenderOptions {
+/** How failed requests are retried. */
+export interface RetryPolicy {
   /** Attempts per batch before giving up with a transient error. Default 8. */
   readonly maxAttempts?: number;
   /** The first backoff; it doubles per attempt, with jitter. Default 500 ms. */
@@ -66,6 +69,10 @@ export interface SenderOptions {
   readonly maxDelayMs?: number;
   /** The longest `Retry-After` honoured. Default 5 min. */
   readonly maxRetryAfterMs?: number;
+}
+
+export interface SenderOptions {
+  readonly retry?: RetryPolicy;
   /** Per request. Default 30 s. */
   readonly timeoutMs?: number;
   /** Told before each wait (for logs and metrics). */
@@ -75,6 +82,8 @@ export interface SenderOptions {
     readonly delayMs: number;
     readonly reason: string;
   }) => void;
+  /** See `BatchSender.limits`. */
+  readonly limits?: BatchLimits;
 }
 
 /** The receiver's message is cut to this many characters in errors. */
@@ -95,15 +104,19 @@ export class HttpBatchSender implements BatchSender {
   readonly #endpoint: DeliveryEndpoint;
   readonly #options: SenderOptions;
   readonly #authorization: string;
+  readonly #retry: RetryPolicy;
+  readonly limits: BatchLimits | undefined;
 
   constructor(endpoint: DeliveryEndpoint, options: SenderOptions = {}) {
     this.#endpoint = endpoint;
     this.#options = options;
+    this.#retry = options.retry ?? {};
+    this.limits = options.limits;
     this.#authorization = `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`;
   }
 
   async send(lines: readonly string[], index: number): Promise<SendResult> {
-    const maxAttempts = this.#options.maxAttempts ?? 8;
+    const maxAttempts = this.#retry.maxAttempts ?? 8;
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.#attempt(lines, index);
       if (outcome.ok) return { status: outcome.status, attempts: attempt };
@@ -184,8 +197,8 @@ export class HttpBatchSender implements BatchSender {
   }
 
   #backoff(attempt: number): number {
-    const base = this.#options.baseDelayMs ?? 500;
-    const cap = this.#options.maxDelayMs ?? 30_000;
+    const base = this.#retry.baseDelayMs ?? 500;
+    const cap = this.#retry.maxDelayMs ?? 30_000;
     const ceiling = Math.min(cap, base * 2 ** (attempt - 1));
     // "equal jitter": at least half the step, so retries spread out but never hammer
     return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
@@ -194,7 +207,7 @@ export class HttpBatchSender implements BatchSender {
   /** `Retry-After` in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
   #retryAfter(header: string | null): number | undefined {
     if (header === null) return undefined;
-    const max = this.#options.maxRetryAfterMs ?? 300_000;
+    const max = this.#retry.maxRetryAfterMs ?? 300_000;
     const text = header.trim();
     if (/^\d+$/.test(text)) return Math.min(max, Number(text) * 1000);
     const at = Date.parse(text);

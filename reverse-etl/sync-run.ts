@@ -1,7 +1,7 @@
 import { WharfError, withContext } from '../core/errors.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import type { BatchSender } from './batch-sender.js';
-import { type BatchLimits, callBatches } from './call-batches.js';
+import { callBatches } from './call-batches.js';
 import {
   CALL_MANIFEST_VERSION,
   CallFileWriter,
@@ -37,9 +37,8 @@ export interface SyncRunDeps {
   readonly progress: SyncProgress;
   /** Needed when the sync has a lookback: calls already delivered are left out of a re-read. */
   readonly ledger?: SentCallLedger;
-  /** A local directory for files before they are staged. */
-  readonly spoolDir: string;
-  readonly limits?: BatchLimits & { readonly maxFileBytes?: number };
+  /** Where files wait before they are staged (`spoolDir`), and how big a call file may grow. */
+  readonly files: { readonly spoolDir: string; readonly maxFileBytes?: number };
 }
 
 /** One run, counted. */
@@ -108,7 +107,7 @@ export async function runSync(deps: SyncRunDeps, sync: SyncDefinition): Promise<
   let key: string;
   try {
     manifest = await stageRun(deps, sync, runId, sinceMicros(state.lastSyncTimeMicros, sync.lookbackMs));
-    key = await writeCallManifest(deps.store, manifest, deps.spoolDir);
+    key = await writeCallManifest(deps.store, manifest, deps.files.spoolDir);
     await deps.progress.staged(runId, key, manifest);
   } catch (error) {
     await fail(deps, runId, error);
@@ -122,7 +121,7 @@ export async function runSync(deps: SyncRunDeps, sync: SyncDefinition): Promise<
  * nothing: replay is for a receiver that lost data.
  */
 export async function replayRun(
-  deps: Pick<SyncRunDeps, 'store' | 'sender' | 'limits'>,
+  deps: Pick<SyncRunDeps, 'store' | 'sender'>,
   manifestKey: string,
 ): Promise<{ readonly batches: number; readonly calls: number; readonly bytes: number }> {
   const manifest = await readCallManifest(deps.store, manifestKey);
@@ -135,7 +134,7 @@ export async function replayRun(
   let batches = 0;
   let calls = 0;
   let bytes = 0;
-  for await (const batch of callBatches(readCalls(deps.store, manifest), deps.limits)) {
+  for await (const batch of callBatches(readCalls(deps.store, manifest), deps.sender.limits)) {
     await deps.sender.send(batch.lines, batch.index);
     batches++;
     calls += batch.lines.length;
@@ -158,7 +157,7 @@ async function deliverRun(
   let bytes = 0;
   let total = from;
   try {
-    for await (const batch of callBatches(readCalls(deps.store, manifest), deps.limits)) {
+    for await (const batch of callBatches(readCalls(deps.store, manifest), deps.sender.limits)) {
       total = batch.index + 1;
       if (batch.index < from) continue;
       await deps.sender.send(batch.lines, batch.index);
@@ -235,8 +234,8 @@ async function stageRun(
     store: deps.store,
     syncId: sync.id,
     runId,
-    spoolDir: deps.spoolDir,
-    ...(deps.limits?.maxFileBytes === undefined ? {} : { maxFileBytes: deps.limits.maxFileBytes }),
+    spoolDir: deps.files.spoolDir,
+    ...(deps.files.maxFileBytes === undefined ? {} : { maxFileBytes: deps.files.maxFileBytes }),
   });
   const ledger = (sync.lookbackMs ?? 0) > 0 ? deps.ledger : undefined;
   if ((sync.lookbackMs ?? 0) > 0 && ledger === undefined) {

@@ -113,7 +113,9 @@ describe('delivery', () => {
     });
     const deliverTo = withWriteKey(receiver.url);
     const sync = await addSync(h, { type: 'identify', query: QUERY, deliverTo });
-    const deps = runDeps(h, warehouseReader(warehouseUrl), deliverTo, { maxAttempts: 3, baseDelayMs: 5 });
+    const deps = runDeps(h, warehouseReader(warehouseUrl), deliverTo, {
+      retry: { maxAttempts: 3, baseDelayMs: 5 },
+    });
     const error = await runSync(deps, sync).catch((e) => e);
     expect(error).toBeInstanceOf(WharfError);
     expect((error as WharfError).transient).toBe(true);
@@ -153,7 +155,9 @@ describe('delivery', () => {
   });
 
   it('honours Retry-After as an HTTP date, and retries network errors', async () => {
-    const sender = new HttpBatchSender(parseDeliverTo(withWriteKey(receiver.url)), { baseDelayMs: 5 });
+    const sender = new HttpBatchSender(parseDeliverTo(withWriteKey(receiver.url)), {
+      retry: { baseDelayMs: 5 },
+    });
     receiver.requests.length = 0;
     receiver.respond((n, _req, res) => {
       if (n === 0) res.writeHead(503, { 'retry-after': new Date(Date.now() + 2000).toUTCString() }).end();
@@ -169,8 +173,7 @@ describe('delivery', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const down = new HttpBatchSender(parseDeliverTo(`http://key@127.0.0.1:${port}/v1/batch`), {
-      maxAttempts: 2,
-      baseDelayMs: 5,
+      retry: { maxAttempts: 2, baseDelayMs: 5 },
     });
     const error = await down.send(['{}'], 7).catch((e) => e);
     expect(error).toBeInstanceOf(WharfError);

@@ -91,7 +91,7 @@ describe('a sync run killed with SIGKILL', () => {
     expect(state.unfinished).toMatchObject({ acknowledgedBatches: 4 });
 
     const resumed = await runSync(
-      runDeps(h, warehouseReader(warehouseUrl), deliverTo, { maxCalls: PER_BATCH }),
+      runDeps(h, warehouseReader(warehouseUrl), deliverTo, { limits: { maxCalls: PER_BATCH } }),
       sync,
     );
     expect(resumed).toMatchObject({ resumed: true, calls: ROWS, batches: 6 });
@@ -118,7 +118,7 @@ describe('a sync run killed with SIGKILL', () => {
     expect(await child(sync, deliverTo, 'staged').exit).toBe('SIGKILL');
     expect(receiver.requests).toHaveLength(0);
     const again = await runSync(
-      runDeps(h, warehouseReader(warehouseUrl), deliverTo, { maxCalls: PER_BATCH }),
+      runDeps(h, warehouseReader(warehouseUrl), deliverTo, { limits: { maxCalls: PER_BATCH } }),
       sync,
     );
     expect(again).toMatchObject({ resumed: false, calls: ROWS, batches: 10 });

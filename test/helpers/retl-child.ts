@@ -21,11 +21,13 @@ await runSync(
   {
     reader: new PgWarehouseReader({ connectionString: env.WAREHOUSE_URL }),
     store: new FileStagingStore(`file://${env.STAGING_DIR}`),
-    sender: new HttpBatchSender(parseDeliverTo(env.DELIVER_TO!), { baseDelayMs: 5 }),
+    sender: new HttpBatchSender(parseDeliverTo(env.DELIVER_TO!), {
+      retry: { baseDelayMs: 5 },
+      limits: { maxCalls: Number(env.MAX_CALLS) },
+    }),
     progress,
     ledger: progress,
-    spoolDir: env.SPOOL_DIR!,
-    limits: { maxCalls: Number(env.MAX_CALLS) },
+    files: { spoolDir: env.SPOOL_DIR! },
   },
   {
     id: env.SYNC_ID!,

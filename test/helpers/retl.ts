@@ -91,16 +91,18 @@ export function runDeps(
   h: RetlHarness,
   reader: PgWarehouseReader,
   deliverTo: string,
-  options: SenderOptions & { maxCalls?: number } = {},
+  options: SenderOptions = {},
 ): SyncRunDeps {
   return {
     reader,
     store: h.store,
-    sender: new HttpBatchSender(parseDeliverTo(deliverTo), { baseDelayMs: 20, ...options }),
+    sender: new HttpBatchSender(parseDeliverTo(deliverTo), {
+      ...options,
+      retry: { baseDelayMs: 20, ...options.retry },
+    }),
     progress: h.progress,
     ledger: h.progress,
-    spoolDir: h.spoolDir,
-    ...(options.maxCalls ? { limits: { maxCalls: options.maxCalls } } : {}),
+    files: { spoolDir: h.spoolDir },
   };
 }
 
