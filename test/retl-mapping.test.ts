@@ -188,6 +188,25 @@ describe('rows to calls', () => {
   });
 });
 
+describe('the call text', () => {
+  it('is what JSON.stringify prints for the call, keys like an object orders them', async () => {
+    const { createHash } = await import('node:crypto');
+    const m = mapper('identify', ['userId', '10', '9', 'b', 'a', 'context.z', 'context.a']);
+    const mapped = m.map(['u', 1, 2, 'é"\n', { k: [1] }, 'z', 'a']);
+    expect(mapped.ok).toBe(true);
+    if (!mapped.ok) return;
+    const call = JSON.parse(mapped.line) as Record<string, unknown>;
+    expect(mapped.line).toBe(JSON.stringify(call));
+    expect(Object.keys(call.traits as object)).toEqual(['9', '10', 'a', 'b']);
+    const { messageId, ...rest } = call;
+    expect(messageId).toBe(
+      `wharf-${createHash('sha256')
+        .update(`7\n${JSON.stringify(rest)}`)
+        .digest('hex')}`,
+    );
+  });
+});
+
 describe('exact numbers', () => {
   it('a numeric stays a number only when a double holds it exactly', () => {
     expect(asNumeric('19.90')).toBe(19.9);
