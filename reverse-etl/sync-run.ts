@@ -157,7 +157,7 @@ async function deliverRun(
   let bytes = 0;
   let total = from;
   try {
-    for await (const batch of callBatches(readCalls(deps.store, manifest), deps.sender.limits)) {
+    for await (const batch of readAhead(callBatches(readCalls(deps.store, manifest), deps.sender.limits))) {
       total = batch.index + 1;
       if (batch.index < from) continue;
       await deps.sender.send(batch.lines, batch.index);
@@ -200,6 +200,26 @@ async function deliverRun(
     startedAtMicros: manifest.started_at_micros,
     manifestKey,
   };
+}
+
+/**
+ * Passes on what `source` yields, asking it for the next item as soon as one is handed over: the next
+ * batch is read from the files and cut while the current one is on the wire (two in memory at most).
+ */
+async function* readAhead<T>(source: AsyncGenerator<T>): AsyncGenerator<T> {
+  let next = source.next();
+  try {
+    for (;;) {
+      const item = await next;
+      if (item.done) return;
+      next = source.next();
+      next.catch(() => {});
+      yield item.value;
+    }
+  } finally {
+    await next.catch(() => {});
+    await source.return(undefined);
+  }
 }
 
 async function fail(deps: SyncRunDeps, runId: string, error: unknown): Promise<void> {
