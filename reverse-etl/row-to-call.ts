@@ -84,13 +84,11 @@ export class CallMapper {
   readonly #plans: readonly Plan[];
   /** The bag's columns in the order a JSON object of them prints, each with its `"key":` text. */
   readonly #bagParts: ReadonlyArray<{ readonly index: number; readonly prefix: string }>;
-  readonly #columns: readonly ResultColumn[];
 
   /** Throws a `UsageError` when two columns land in the same place, or an alias query has columns with nowhere to go. */
   constructor(syncId: string, type: CallType, columns: readonly ResultColumn[]) {
     this.type = type;
     this.#syncId = syncId;
-    this.#columns = columns;
     const fields = new Map(FIELDS[type].map((f) => [f.toLowerCase(), f]));
     const taken = new Map<string, string>();
     const plans: Plan[] = [];
@@ -212,11 +210,6 @@ export class CallMapper {
       }
     }
     return { ok: true, line, messageId };
-  }
-
-  /** The columns this mapper was built for. */
-  get columns(): readonly ResultColumn[] {
-    return this.#columns;
   }
 
   #missing(f: Partial<Record<Field, string>>): string | undefined {
