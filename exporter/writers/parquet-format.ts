@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileMetaData, RowGroup, SchemaElement } from 'hyparquet';
@@ -6,6 +5,7 @@ import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
 import type { Column, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
+import { WHARF_VERSION } from '../../core/version.js';
 import { waitForDrain } from './drain.js';
 import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
 import { ColumnBuffer, columnSpec } from './parquet/columns.js';
@@ -13,12 +13,8 @@ import { writeColumnChunk } from './parquet/encoding.js';
 
 export { unscaledDecimal, uuidBytes } from './parquet/values.js';
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
-
 /** `created_by` in every file: fixed, so the same rows give the same bytes. */
-export const PARQUET_CREATED_BY = `wharf ${VERSION}`;
+export const PARQUET_CREATED_BY = `wharf ${WHARF_VERSION}`;
 
 /** How the parquet writer buffers rows: a row group is written when either limit is reached. */
 export interface ParquetFormatConfig {
