@@ -228,6 +228,8 @@ export class BucketClient {
 
   #uploading(key: string, contentType: string): ObjectWriter {
     const pass = new HashingPassThrough();
+    // failures reach the writer through its writes and `done()`, not as an 'error' event nobody listens to
+    pass.on('error', () => {});
     const conditional = this.#conditional;
     const upload = new Upload({
       client: this.#client,
@@ -287,6 +289,7 @@ export class BucketClient {
 
   #comparing(key: string, existing: ObjectHead): ObjectWriter {
     const sink = new HashingSink({ highWaterMark: MiB });
+    sink.on('error', () => {});
     return {
       out: sink,
       abort: (error) => sink.destroy(error),

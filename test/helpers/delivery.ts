@@ -21,7 +21,7 @@ export async function migrateDeliveryControl(pool: pg.Pool, schema: string): Pro
   }
 }
 
-/** Adds a bucket connector row; returns its id. */
+/** Adds a bucket connector row (disabling the account's others); returns its id. */
 export async function addBucketConnectorRow(
   pool: pg.Pool,
   schema: string,
@@ -29,6 +29,10 @@ export async function addBucketConnectorRow(
   format: string,
   url: string,
 ): Promise<string> {
+  // one active connector per account: the ones before are disabled
+  await pool.query(`update ${quotePg(schema)}.connectors set state = 'disabled' where account_id = $1`, [
+    account,
+  ]);
   const { rows } = await pool.query<{ id: string }>(
     `insert into ${quotePg(schema)}.connectors (account_id, engine, settings, streams, format)
      values ($1, 'bucket', $2, $3, $4) returning id`,
@@ -61,7 +65,11 @@ export async function committedWindows(pool: pg.Pool, controlSchema = 'wharf'): 
 }
 
 /** A client of the test bucket under `prefix`, with s3rver's credentials. */
-export function testBucket(s3: TestS3, prefix: string, tuning: BucketUploadTuning = {}): BucketClient {
+export function testBucket(
+  s3: Pick<TestS3, 'endpoint' | 'bucket'>,
+  prefix: string,
+  tuning: BucketUploadTuning = {},
+): BucketClient {
   return new BucketClient(
     {
       url: `s3://${s3.bucket}/${prefix}`,
