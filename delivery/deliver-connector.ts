@@ -23,6 +23,9 @@ import {
   recordPlanned,
 } from './delivery-state.js';
 
+/** Deliveries whose objects are written at once (their manifests still in order). */
+const DELIVERIES_IN_FLIGHT = 2;
+
 /** A bucket connector: whose rows, which streams, in what format, how often. */
 export interface BucketConnector {
   readonly id: string;
@@ -113,44 +116,63 @@ export async function deliverConnector(options: DeliverConnectorOptions): Promis
     await recordPlanned(client, control.schema, connector.id, await planDue(client, options));
 
     const byId = new Map(options.staging.windows.map((w) => [w.id, w]));
-    for (const delivery of await pendingDeliveries(client, control.schema, connector.id)) {
+    const pending = await pendingDeliveries(client, control.schema, connector.id);
+    // two deliveries in flight: the next one's objects go up while the one before finishes; each manifest and
+    // each `done` waits for the delivery before it, so manifests appear in delivery order
+    const tasks: Promise<void>[] = [];
+    let failed = false;
+    for (const [i, delivery] of pending.entries()) {
+      if (i >= DELIVERIES_IN_FLIGHT) await tasks[i - DELIVERIES_IN_FLIGHT]!.catch(() => {});
+      if (failed) break;
       const windows = await stagedWindows(options, delivery, byId);
-      const result = await deliver(
-        {
-          store: options.staging.store,
-          bucket: options.bucket,
-          catalog: options.catalog,
-          target: {
-            connectorId: connector.id,
-            account: connector.account,
-            streams: connector.streams,
-            format: connector.format,
+      const before = tasks[i - 1] ?? Promise.resolve();
+      const task = (async () => {
+        const result = await deliver(
+          {
+            store: options.staging.store,
+            bucket: options.bucket,
+            catalog: options.catalog,
+            target: {
+              connectorId: connector.id,
+              account: connector.account,
+              streams: connector.streams,
+              format: connector.format,
+            },
+            ...(run.tuning ? { tuning: run.tuning } : {}),
+            hooks: { beforeManifest: () => before, ...(run.onStep ? { onStep: run.onStep } : {}) },
           },
-          ...(run.tuning ? { tuning: run.tuning } : {}),
-          ...(run.onStep ? { onStep: run.onStep } : {}),
-        },
-        delivery,
-        windows,
-      );
-      await recordDelivered(client, control.schema, connector.id, delivery.id, {
-        manifestKey: result.manifestKey,
-        files: result.files.length,
-        rows: result.rows,
-        bytes: result.bytes,
-      });
-      run.onStep?.('recorded');
-      summary.deliveries++;
-      summary.files += result.files.length - result.existing;
-      summary.existing += result.existing;
-      summary.rows += result.rows;
-      summary.bytes += result.bytes;
-      summary.lastDelivery = delivery.id;
-      if (result.manifestKey !== undefined) {
-        log.info(
-          { connector: connector.id, delivery: delivery.id, files: result.files.length, rows: result.rows },
-          `delivered ${delivery.id} to connector ${connector.id}`,
+          delivery,
+          windows,
         );
-      }
+        await before;
+        await recordDelivered(client, control.schema, connector.id, delivery.id, {
+          manifestKey: result.manifestKey,
+          files: result.files.length,
+          rows: result.rows,
+          bytes: result.bytes,
+        });
+        run.onStep?.('recorded');
+        summary.deliveries++;
+        summary.files += result.files.length - result.existing;
+        summary.existing += result.existing;
+        summary.rows += result.rows;
+        summary.bytes += result.bytes;
+        summary.lastDelivery = delivery.id;
+        if (result.manifestKey !== undefined) {
+          log.info(
+            { connector: connector.id, delivery: delivery.id, files: result.files.length, rows: result.rows },
+            `delivered ${delivery.id} to connector ${connector.id}`,
+          );
+        }
+      })();
+      task.catch(() => {
+        failed = true;
+      });
+      tasks.push(task);
+    }
+    // the first failure in delivery order (a later delivery fails with it, before its manifest)
+    for (const outcome of await Promise.allSettled(tasks)) {
+      if (outcome.status === 'rejected') throw outcome.reason;
     }
   } catch (error) {
     throw withContext(error, { connector: connector.id });

@@ -1,7 +1,7 @@
 import { createGunzip } from 'node:zlib';
 import type { Catalog, Column, Stream } from '../catalog/types.js';
 import { catalogAtVersion } from '../catalog/types.js';
-import { IntegrityError, WharfError, withContext } from '../core/errors.js';
+import { type ErrorContext, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { AccountReader, CsvRecord, readCopyBatches } from '../exporter/copy-records.js';
 import { csvField } from '../exporter/writers/csv-gz-format.js';
 import { waitForDrain } from '../exporter/writers/drain.js';
@@ -24,6 +24,7 @@ import {
   serializeDeliveryManifest,
 } from './delivery-layout.js';
 import type { PlannedDelivery } from './delivery-plan.js';
+import { PendingObjects } from './pending-objects.js';
 
 /** Whose rows go where: a bucket connector. */
 export interface DeliveryTarget {
@@ -47,14 +48,21 @@ export interface DeliveryTuning {
   readonly rowGroupRows?: number;
 }
 
+/** Where a caller steps in. */
+export interface DeliveryHooks {
+  /** Called after each object is stored (`object`) and before the manifest (`manifest`); crash tests stop here. */
+  readonly onStep?: (step: 'object' | 'manifest') => void;
+  /** Awaited before the manifest is written (deliveries in flight together keep their manifests in order). */
+  readonly beforeManifest?: () => Promise<void>;
+}
+
 export interface DeliverOptions {
   readonly store: StagingStore;
   readonly bucket: BucketClient;
   readonly catalog: Catalog;
   readonly target: DeliveryTarget;
   readonly tuning?: DeliveryTuning;
-  /** Called after each object is stored (`object`) and before the manifest (`manifest`); crash tests stop here. */
-  readonly onStep?: (step: 'object' | 'manifest') => void;
+  readonly hooks?: DeliveryHooks;
 }
 
 /** What a delivery wrote. */
@@ -71,6 +79,8 @@ export interface DeliveryResult {
 
 const MiB = 1024 * 1024;
 const DEFAULT_PART_BYTES = 256 * MiB;
+/** Objects still being stored while the next one is converted. */
+const OBJECTS_IN_FLIGHT = 2;
 
 /**
  * Bytes of a delivered object per byte of staged csv.gz, by format (measured on the reference catalog's clicks and
@@ -122,15 +132,17 @@ async function deliverOnce(
 ): Promise<DeliveryResult> {
   const { target, bucket } = options;
   const groups = streamGroups(options, delivery, windows);
-  const files: DeliveredFile[] = [];
-  let existing = 0;
-  for (const group of groups) {
-    const written = await writeGroup(options, delivery.id, group);
-    for (const w of written) {
-      files.push(w.file);
-      if (w.existing) existing++;
-    }
+  const objects = new PendingObjects<WrittenPart>(OBJECTS_IN_FLIGHT, () => options.hooks?.onStep?.('object'));
+  let written: WrittenPart[];
+  try {
+    for (const group of groups) await writeGroup(options, delivery.id, group, objects);
+    written = await objects.drain();
+  } catch (error) {
+    await objects.settle();
+    throw error;
   }
+  const files: DeliveredFile[] = written.map((w) => w.file);
+  const existing = written.filter((w) => w.existing).length;
   const rows = files.reduce((n, f) => n + f.rows, 0);
   const bytes = files.reduce((n, f) => n + f.bytes, 0);
   if (files.length === 0) {
@@ -155,7 +167,8 @@ async function deliverOnce(
       })),
     files,
   };
-  options.onStep?.('manifest');
+  await options.hooks?.beforeManifest?.();
+  options.hooks?.onStep?.('manifest');
   const manifestKey = deliveryManifestKey(bucket.prefix, delivery.id);
   try {
     const writer = await bucket.createObject(manifestKey, 'application/json');
@@ -244,21 +257,23 @@ export function rowsPerPart(parts: readonly StagedPart[], format: FormatName, pa
   return Math.max(1, Math.floor(partBytes / Math.max(perRow, 1e-9)));
 }
 
-/** Writes one group's objects: part after part, each created only. */
+/** Writes one group's objects: part after part, each created only (the last ones may still be being stored). */
 async function writeGroup(
   options: DeliverOptions,
   deliveryId: string,
   group: StreamGroup,
-): Promise<WrittenPart[]> {
+  objects: PendingObjects<WrittenPart>,
+): Promise<void> {
   const { target } = options;
   const perPart = rowsPerPart(group.parts, target.format, options.tuning?.partBytes ?? DEFAULT_PART_BYTES);
   const total = group.parts.reduce((n, p) => n + p.rows, 0);
   const only = group.parts[0];
   if (target.format === 'csv' && group.parts.length === 1 && only !== undefined && total <= perPart) {
     // one staged file that is one part: its bytes are the part's (same header, records and gzip level)
-    return [await copyPart(options, deliveryId, group, only)];
+    await copyPart(options, deliveryId, group, only, objects);
+    return;
   }
-  const parts = new PartSequence(options, deliveryId, group, perPart);
+  const parts = new PartSequence(options, deliveryId, group, perPart, objects);
   try {
     for (const staged of group.parts) await parts.feed(staged);
     await parts.close();
@@ -278,7 +293,6 @@ async function writeGroup(
       },
     );
   }
-  return parts.written;
 }
 
 /** Uploads a staged csv.gz file as it is (its sha256 is checked as it streams). */
@@ -287,9 +301,11 @@ async function copyPart(
   deliveryId: string,
   group: StreamGroup,
   staged: StagedPart,
-): Promise<WrittenPart> {
+  objects: PendingObjects<WrittenPart>,
+): Promise<void> {
   const { bucket, target } = options;
   const key = deliveryObjectKey(bucket.prefix, group.stream.name, group.version, deliveryId, 0, 'csv');
+  const context = { connector: target.connectorId, stream: group.stream.name, key };
   let writer: ObjectWriter | undefined;
   try {
     writer = await bucket.createObject(key, DELIVERY_CONTENT_TYPES.csv);
@@ -298,29 +314,42 @@ async function copyPart(
       if (!out.write(chunk)) await waitForDrain(out);
     }
     out.end();
-    const result = await writer.done();
-    options.onStep?.('object');
-    return {
+  } catch (error) {
+    writer?.abort(error as Error);
+    throw withContext(error, context);
+  }
+  await objects.add(storedPart(writer, group, staged.rows, 'csv', context));
+}
+
+/** The object `writer` is storing, as the manifest will list it. */
+function storedPart(
+  writer: ObjectWriter,
+  group: StreamGroup,
+  rows: number,
+  format: FormatName,
+  context: ErrorContext,
+): Promise<WrittenPart> {
+  return writer.done().then(
+    (result) => ({
       file: {
-        key,
+        key: result.key,
         stream: group.stream.name,
-        rows: staged.rows,
+        rows,
         bytes: result.bytes,
         sha256: result.sha256,
-        format: 'csv',
+        format,
         schema_version: group.version,
       },
       existing: result.outcome === 'existing',
-    };
-  } catch (error) {
-    writer?.abort(error as Error);
-    throw withContext(error, { connector: target.connectorId, stream: group.stream.name, key });
-  }
+    }),
+    (error: unknown) => {
+      throw withContext(error, context);
+    },
+  );
 }
 
 /** The objects of one group, cut every `perPart` rows; fed the staged parts in order. */
 class PartSequence {
-  readonly written: WrittenPart[] = [];
   /** Rows fed so far (header lines excluded). */
   rows = 0;
   /** The key of the part being written. */
@@ -331,11 +360,21 @@ class PartSequence {
   readonly #perPart: number;
   readonly #format: FileFormat;
   readonly #header: Buffer;
+  readonly #objects: PendingObjects<WrittenPart>;
   #writer: ObjectWriter | undefined;
   #sink: RowSink | undefined;
   #partRows = 0;
+  /** Parts opened so far. */
+  #parts = 0;
 
-  constructor(options: DeliverOptions, deliveryId: string, group: StreamGroup, perPart: number) {
+  constructor(
+    options: DeliverOptions,
+    deliveryId: string,
+    group: StreamGroup,
+    perPart: number,
+    objects: PendingObjects<WrittenPart>,
+  ) {
+    this.#objects = objects;
     this.#options = options;
     this.#deliveryId = deliveryId;
     this.#group = group;
@@ -425,25 +464,20 @@ class PartSequence {
     const sink = this.#sink;
     const writer = this.#writer;
     if (sink === undefined || writer === undefined) return;
+    // still the current part while it ends: a failure there aborts its upload
+    await sink.end();
     this.#sink = undefined;
     this.#writer = undefined;
-    await sink.end();
-    const result = await writer.done();
-    this.#options.onStep?.('object');
-    this.written.push({
-      file: {
-        key: result.key,
-        stream: this.#group.stream.name,
-        rows: this.#partRows,
-        bytes: result.bytes,
-        sha256: result.sha256,
-        format: this.#options.target.format,
-        schema_version: this.#group.version,
-      },
-      existing: result.outcome === 'existing',
-    });
+    const { connectorId, format } = this.#options.target;
+    const context = {
+      connector: connectorId,
+      stream: this.#group.stream.name,
+      ...(this.key ? { key: this.key } : {}),
+    };
+    const storing = storedPart(writer, this.#group, this.#partRows, format, context);
     this.#partRows = 0;
     this.key = undefined;
+    await this.#objects.add(storing);
   }
 
   /** Gives up the part being written. */
@@ -460,7 +494,7 @@ class PartSequence {
       this.#group.stream.name,
       this.#group.version,
       this.#deliveryId,
-      this.written.length,
+      this.#parts++,
       target.format,
     );
     this.key = key;

@@ -80,12 +80,12 @@ describe.each(['csv', 'parquet'] as const)('a %s delivery killed with SIGKILL', 
     const connector = await addBucketConnectorRow(p.source, schema, 1, format, `s3://${s3.bucket}/${prefix}`);
     const env = { SCHEMA: schema, PREFIX: prefix, CONNECTOR: connector, ACCOUNT: '1', FORMAT: format };
 
-    // killed after its 5th object: a delivery with objects and no manifest
+    // killed after its 5th object stored: deliveries with objects and no manifest
     expect(await killedDelivery(env, 'object', 5)).toBe('SIGKILL');
     const torn = await listKeys(raw, s3.bucket, `${prefix}/`);
-    expect(torn.length).toBe(5);
-    const tornIds = new Set(torn.map((k) => k.split('/')[4]));
-    for (const id of tornIds) expect(torn).not.toContain(`${prefix}/_manifests/${id}.json`);
+    expect(torn.length).toBeGreaterThanOrEqual(5);
+    const tornIds = new Set(torn.filter((k) => !k.includes('/_manifests/')).map((k) => k.split('/')[4]));
+    expect([...tornIds].some((id) => !torn.includes(`${prefix}/_manifests/${id}.json`))).toBe(true);
     const pending = await pendingDeliveries(p.source, schema, connector);
     expect(pending.length).toBeGreaterThan(1);
 

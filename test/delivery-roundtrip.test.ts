@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
 import type { BucketClient } from '../delivery/bucket-client.js';
@@ -189,5 +193,59 @@ describe.each(['csv', 'parquet', 'json'] as const)('delivery in %s', (format) =>
   it('delivers nothing more when run again on the same windows', async () => {
     const again = await deliverConnector(delivered.options);
     expect(again).toMatchObject({ deliveries: 0, files: 0, rows: 0 });
+  });
+});
+
+// the csv deliveries made above, loaded the way docs/bucket-delivery.md shows for PostgreSQL
+describe('the PostgreSQL ingestion SQL of docs/bucket-delivery.md', () => {
+  it("folds the csv deliveries into the account's clicks, loaded twice", async () => {
+    const manifests: DeliveryManifest[] = [];
+    for (const key of await listKeys(raw, s3.bucket, 'acme/csv/_manifests/')) {
+      manifests.push(deliveryManifestSchema.parse(JSON.parse((await get(key)).toString())));
+    }
+    expect(manifests.length).toBeGreaterThan(0);
+
+    const c = await p.source.connect();
+    try {
+      await c.query(`create schema if not exists ingest;
+          create table if not exists ingest.clicks (
+            account_id bigint not null, event_id uuid primary key, updated_at timestamptz not null,
+            link_id bigint not null, affiliate_id bigint not null, traffic_source_id bigint, occurred_at timestamptz not null,
+            ip text, user_agent text, referrer text, country char(2), device text, is_unique boolean not null)`);
+      for (let round = 0; round < 2; round++) {
+        for (const m of manifests) {
+          await c.query('begin');
+          await c.query(
+            'create temp table landing_clicks (like ingest.clicks including defaults) on commit drop',
+          );
+          for (const f of m.files.filter((x) => x.stream === 'clicks')) {
+            await pipeline(
+              Readable.from([gunzipSync(await get(f.key))]),
+              c.query(copyFrom('copy landing_clicks from stdin with (format csv, header match)')),
+            );
+          }
+          await c.query(`insert into ingest.clicks
+              select distinct on (event_id) * from landing_clicks order by event_id, updated_at desc
+              on conflict (event_id) do update set
+                (account_id, updated_at, link_id, affiliate_id, traffic_source_id, occurred_at, ip, user_agent, referrer,
+                 country, device, is_unique) =
+                (excluded.account_id, excluded.updated_at, excluded.link_id, excluded.affiliate_id, excluded.traffic_source_id,
+                 excluded.occurred_at, excluded.ip, excluded.user_agent, excluded.referrer, excluded.country, excluded.device,
+                 excluded.is_unique)
+              where ingest.clicks.updated_at <= excluded.updated_at`);
+          await c.query('commit');
+        }
+      }
+      const diff = await c.query<{ n: string }>(
+        `select (select count(*) from (select * from clicks where account_id = $1 except all select * from ingest.clicks) a)
+                + (select count(*) from (select * from ingest.clicks except all select * from clicks where account_id = $1) b) as n`,
+        [ACCOUNT],
+      );
+      expect(Number(diff.rows[0]!.n)).toBe(0);
+      const n = await c.query<{ n: string }>('select count(*) as n from ingest.clicks');
+      expect(Number(n.rows[0]!.n)).toBeGreaterThan(100);
+    } finally {
+      c.release();
+    }
   });
 });
