@@ -8,26 +8,48 @@ import { quotePg } from '../db/postgres/quote.js';
 import { deliveryStateMigration } from '../delivery/delivery-state.js';
 import type { FormatName } from '../exporter/writers/file-format.js';
 import { startS3, type TestS3 } from '../test/helpers/s3.js';
-import { type BenchContext, COARSE_MS, median, prepareBigSource, round } from './bench-context.js';
+import { type BenchContext, median, prepareBigSource, round } from './bench-context.js';
 import { runWharfChild } from './bench-shell.js';
 import type { BenchBucket, DeliveryChildJob, DeliveryChildResult } from './delivery-child.js';
 
 const RSS_GOAL_MB = 300;
 const CSV_GOAL = 0.7;
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const FORMATS: readonly FormatName[] = ['csv', 'parquet', 'json'];
 
-/** How the clicks are staged: one window holding them all, or one window per hour (7 days: 168 files). */
+/**
+ * How the clicks are staged: in day windows (the exporter's default history windows: a delivery per day, each one
+ * staged file that goes up as it is), or in hour windows (24 staged files a day, re-encoded into one object).
+ */
 interface Layout {
   readonly name: string;
   readonly slug: string;
   readonly coarseMs: number;
   readonly maxWindows: number;
+  /** Whether the csv ratio goal applies. */
+  readonly ratioGoal: boolean;
+  /** What the case measures, in the note. */
+  readonly note: string;
 }
 
 const LAYOUTS: readonly Layout[] = [
-  { name: '1 staged window', slug: 'one', coarseMs: COARSE_MS, maxWindows: 1 },
-  { name: 'hourly staged windows', slug: 'hourly', coarseMs: HOUR, maxWindows: 7 * 24 + 2 },
+  {
+    name: 'daily staged windows',
+    slug: 'daily',
+    coarseMs: DAY,
+    maxWindows: 9,
+    ratioGoal: true,
+    note: 'csv: each staged file goes up as it is',
+  },
+  {
+    name: 'hourly staged windows',
+    slug: 'hourly',
+    coarseMs: HOUR,
+    maxWindows: 7 * 24 + 2,
+    ratioGoal: false,
+    note: 'csv: 24 staged files a day re-encoded (gunzip, gzip) into one object',
+  },
 ];
 
 function runChild(job: DeliveryChildJob): Promise<DeliveryChildResult> {
@@ -114,7 +136,7 @@ async function download(s3: TestS3, prefix: string, dir: string): Promise<{ path
 }
 
 /**
- * Bucket delivery: 1M clicks staged as csv.gz (one window, then hourly windows), delivered to s3rver in each format,
+ * Bucket delivery: 1M clicks staged as csv.gz (day windows, then hour windows), delivered to s3rver in each format,
  * beside uploading the very bytes delivered through `@aws-sdk/lib-storage` alone (same part size and queue).
  * Rows/s, MB/s (of the objects written), the ratio to the raw upload, and the delivering process's peak RSS.
  */
@@ -192,10 +214,11 @@ export async function deliveryBench(ctx: BenchContext): Promise<void> {
         const ratio = rawSeconds / seconds;
         const each = (list: number[]) =>
           list.length > 1 ? `; runs ${list.map((t) => round(t)).join(' / ')} s` : '';
-        const goal =
-          format === 'csv'
-            ? `≥ ${CSV_GOAL}× lib-storage upload; RSS < ${RSS_GOAL_MB} MB`
-            : `RSS < ${RSS_GOAL_MB} MB`;
+        // the ratio goal is for csv delivered from the default (daily) history windows
+        const ratioGoal = format === 'csv' && layout.ratioGoal;
+        const goal = ratioGoal
+          ? `≥ ${CSV_GOAL}× lib-storage upload; RSS < ${RSS_GOAL_MB} MB`
+          : `RSS < ${RSS_GOAL_MB} MB`;
         ctx.rows.push(
           {
             section: 'delivery',
@@ -207,8 +230,8 @@ export async function deliveryBench(ctx: BenchContext): Promise<void> {
             rssMB: round(rss, 0),
             ratio: round(ratio),
             goal,
-            met: (format !== 'csv' || ratio >= CSV_GOAL) && rss < RSS_GOAL_MB,
-            note: `${delivered!.deliveries} deliveries, ${delivered!.files} objects, ${round(mb)} MB${each(wharf)}`,
+            met: (!ratioGoal || ratio >= CSV_GOAL) && rss < RSS_GOAL_MB,
+            note: `${delivered!.deliveries} deliveries, ${delivered!.files} objects, ${round(mb)} MB${format === 'csv' ? `; ${layout.note}` : ''}${each(wharf)}`,
           },
           {
             section: 'delivery',

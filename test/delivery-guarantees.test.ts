@@ -1,7 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
-import { getStream } from '../catalog/types.js';
+import { type Catalog, getStream } from '../catalog/types.js';
 import { WharfError } from '../core/errors.js';
 import type { BucketClient } from '../delivery/bucket-client.js';
 import { type DeliverConnectorOptions, deliverConnector } from '../delivery/deliver-connector.js';
@@ -230,5 +230,44 @@ describe('delivery state lives on Wharf’s side', () => {
     const again = await deliverConnector(await c.options({ run: { replay: { from: last.start } } }));
     expect(again.deliveries).toBe(1);
     expect(again.lastDelivery).toBe(`${last.baseId}_r2`);
+  });
+
+  it('starts a new schema version when the catalog adds a column: new keys, named in the manifest', async () => {
+    const d = await subject(3, 'csv', 'schema');
+    // what is staged so far is delivered under v1
+    const before = await deliverConnector(await d.options());
+    expect(before.files).toBeGreaterThan(0);
+    const v2: Catalog = {
+      ...trackingCatalog,
+      version: 2,
+      streams: trackingCatalog.streams.map((s) =>
+        s.name === 'clicks'
+          ? { ...s, columns: [...s.columns, { name: 'campaign', type: 'text', nullable: true, since: 2 }] }
+          : s,
+      ),
+    };
+    await p.source.query('alter table clicks add column campaign text');
+    await insertClicks(p.source, 3, 2, 'after the change');
+    await p.source.query("update clicks set campaign = 'spring' where referrer = 'after the change'");
+    await sleep(EVERY + 1100);
+    await runExport(p, { catalog: v2 });
+    const after = await deliverConnector(await d.options({ catalog: v2 }));
+    expect(after.files).toBeGreaterThan(0);
+    const keys = await listKeys(raw, s3.bucket, `${d.prefix}/clicks/`);
+    expect(keys.some((k) => k.startsWith(`${d.prefix}/clicks/v1/`))).toBe(false);
+    const v2Keys = keys.filter((k) => k.startsWith(`${d.prefix}/clicks/v2/`));
+    expect(v2Keys.length).toBeGreaterThan(0);
+    const rows = (await Promise.all(v2Keys.map(async (k) => csvGzRows(await get(k))))).flat();
+    expect(rows.map((r) => [r.referrer, r.campaign])).toEqual([
+      ['after the change', 'spring'],
+      ['after the change', 'spring'],
+    ]);
+    // the older streams keep v1; the manifest names each version with its columns
+    const manifestKeys = await listKeys(raw, s3.bucket, `${d.prefix}/_manifests/`);
+    const last = deliveryManifestSchema.parse(JSON.parse((await get(manifestKeys.at(-1)!)).toString()));
+    const clicksSchema = last.schemas.find((x) => x.stream === 'clicks');
+    expect(clicksSchema?.schema_version).toBe(2);
+    expect(clicksSchema?.columns.at(-1)).toEqual({ name: 'campaign', type: 'text', nullable: true });
+    expect(last.files.filter((f) => f.stream === 'clicks').every((f) => f.schema_version === 2)).toBe(true);
   });
 });
