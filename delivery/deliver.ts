@@ -1,30 +1,24 @@
-import { createGunzip } from 'node:zlib';
-import type { Catalog, Column, Stream } from '../catalog/types.js';
+import type { Catalog, Column } from '../catalog/types.js';
 import { catalogAtVersion } from '../catalog/types.js';
-import { type ErrorContext, IntegrityError, WharfError, withContext } from '../core/errors.js';
-import { AccountReader, CsvRecord, readCopyBatches } from '../exporter/copy-records.js';
-import { csvField } from '../exporter/writers/csv-gz-format.js';
-import { waitForDrain } from '../exporter/writers/drain.js';
-import type { FileFormat, FormatName, RowSink } from '../exporter/writers/file-format.js';
+import { IntegrityError, WharfError, withContext } from '../core/errors.js';
+import type { FileFormat, FormatName } from '../exporter/writers/file-format.js';
 import { stagedInputFormats } from '../exporter/writers/formats.js';
-import { createNdjsonGzFormat } from '../exporter/writers/ndjson-gz-format.js';
 import { createParquetFormat } from '../exporter/writers/parquet-format.js';
 import type { WindowManifest } from '../staging/manifest.js';
 import { type StagedPart, stagedParts } from '../staging/staged-part.js';
 import type { StagingStore } from '../staging/staging-store.js';
-import { type BucketClient, CONDITIONAL_WRITE_UNSUPPORTED, type ObjectWriter } from './bucket-client.js';
+import { type BucketClient, CONDITIONAL_WRITE_UNSUPPORTED } from './bucket-client.js';
 import {
-  DELIVERY_CONTENT_TYPES,
   DELIVERY_MANIFEST_VERSION,
   type DeliveredFile,
   type DeliveryManifest,
   deliveryManifestKey,
-  deliveryObjectKey,
   schemaVersion,
   serializeDeliveryManifest,
 } from './delivery-layout.js';
 import type { PlannedDelivery } from './delivery-plan.js';
 import { PendingObjects } from './pending-objects.js';
+import { copyStagedFile, PartSequence, type StreamGroup, type WrittenPart } from './stream-parts.js';
 
 /** Whose rows go where: a bucket connector. */
 export interface DeliveryTarget {
@@ -87,13 +81,6 @@ const OBJECTS_IN_FLIGHT = 2;
  * 1.15): what turns the staged size into rows per part. csv.gz is the same compression of the same text.
  */
 const SIZE_FACTORS: Readonly<Record<FormatName, number>> = { csv: 1, json: 1.2, parquet: 0.7 };
-
-/** The rows of one stream, at one schema version, in the delivery's windows. */
-interface StreamGroup {
-  readonly stream: Stream;
-  readonly version: number;
-  readonly parts: StagedPart[];
-}
 
 /** A catalog type as the manifest names it. */
 function typeName(column: Column): string {
@@ -240,12 +227,7 @@ function formatFor(name: FormatName, tuning: DeliveryTuning | undefined): FileFo
   if (name === 'parquet' && tuning?.rowGroupRows !== undefined) {
     return createParquetFormat({ input: 'staged', rowGroupRows: tuning.rowGroupRows });
   }
-  return name === 'json' ? createNdjsonGzFormat({ input: 'staged' }) : stagedInputFormats[name];
-}
-
-interface WrittenPart {
-  readonly file: DeliveredFile;
-  readonly existing: boolean;
+  return stagedInputFormats[name];
 }
 
 /** Rows per part: the part size over the estimated bytes per row (from the staged files' size), at least 1. */
@@ -267,13 +249,20 @@ async function writeGroup(
   const { target } = options;
   const perPart = rowsPerPart(group.parts, target.format, options.tuning?.partBytes ?? DEFAULT_PART_BYTES);
   const total = group.parts.reduce((n, p) => n + p.rows, 0);
+  const context = {
+    bucket: options.bucket,
+    target,
+    format: formatFor(target.format, options.tuning),
+    deliveryId,
+    objects,
+  };
   const only = group.parts[0];
   if (target.format === 'csv' && group.parts.length === 1 && only !== undefined && total <= perPart) {
     // one staged file that is one part: its bytes are the part's (same header, records and gzip level)
-    await copyPart(options, deliveryId, group, only, objects);
+    await copyStagedFile(context, group, only);
     return;
   }
-  const parts = new PartSequence(options, deliveryId, group, perPart, objects);
+  const parts = new PartSequence(context, group, perPart);
   try {
     for (const staged of group.parts) await parts.feed(staged);
     await parts.close();
@@ -292,214 +281,5 @@ async function writeGroup(
         context: { connector: target.connectorId, stream: group.stream.name },
       },
     );
-  }
-}
-
-/** Uploads a staged csv.gz file as it is (its sha256 is checked as it streams). */
-async function copyPart(
-  options: DeliverOptions,
-  deliveryId: string,
-  group: StreamGroup,
-  staged: StagedPart,
-  objects: PendingObjects<WrittenPart>,
-): Promise<void> {
-  const { bucket, target } = options;
-  const key = deliveryObjectKey(bucket.prefix, group.stream.name, group.version, deliveryId, 0, 'csv');
-  const context = { connector: target.connectorId, stream: group.stream.name, key };
-  let writer: ObjectWriter | undefined;
-  try {
-    writer = await bucket.createObject(key, DELIVERY_CONTENT_TYPES.csv);
-    const out = writer.out;
-    for await (const chunk of await staged.open()) {
-      if (!out.write(chunk)) await waitForDrain(out);
-    }
-    out.end();
-  } catch (error) {
-    writer?.abort(error as Error);
-    throw withContext(error, context);
-  }
-  await objects.add(storedPart(writer, group, staged.rows, 'csv', context));
-}
-
-/** The object `writer` is storing, as the manifest will list it. */
-function storedPart(
-  writer: ObjectWriter,
-  group: StreamGroup,
-  rows: number,
-  format: FormatName,
-  context: ErrorContext,
-): Promise<WrittenPart> {
-  return writer.done().then(
-    (result) => ({
-      file: {
-        key: result.key,
-        stream: group.stream.name,
-        rows,
-        bytes: result.bytes,
-        sha256: result.sha256,
-        format,
-        schema_version: group.version,
-      },
-      existing: result.outcome === 'existing',
-    }),
-    (error: unknown) => {
-      throw withContext(error, context);
-    },
-  );
-}
-
-/** The objects of one group, cut every `perPart` rows; fed the staged parts in order. */
-class PartSequence {
-  /** Rows fed so far (header lines excluded). */
-  rows = 0;
-  /** The key of the part being written. */
-  key: string | undefined;
-  readonly #options: DeliverOptions;
-  readonly #deliveryId: string;
-  readonly #group: StreamGroup;
-  readonly #perPart: number;
-  readonly #format: FileFormat;
-  readonly #header: Buffer;
-  readonly #objects: PendingObjects<WrittenPart>;
-  #writer: ObjectWriter | undefined;
-  #sink: RowSink | undefined;
-  #partRows = 0;
-  /** Parts opened so far. */
-  #parts = 0;
-
-  constructor(
-    options: DeliverOptions,
-    deliveryId: string,
-    group: StreamGroup,
-    perPart: number,
-    objects: PendingObjects<WrittenPart>,
-  ) {
-    this.#objects = objects;
-    this.#options = options;
-    this.#deliveryId = deliveryId;
-    this.#group = group;
-    this.#perPart = perPart;
-    this.#format = formatFor(options.target.format, options.tuning);
-    this.#header = Buffer.from(`${group.stream.columns.map((c) => csvField(c.name)).join(',')}\n`);
-  }
-
-  /** Reads one staged part's rows into the parts. */
-  async feed(staged: StagedPart): Promise<void> {
-    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-    const source = await staged.open();
-    // a failed read (a sha256 mismatch at the end) fails the rows read from it
-    source.once('error', (error) => gunzip.destroy(error));
-    source.pipe(gunzip);
-    try {
-      await this.#feedRows(staged, gunzip);
-    } finally {
-      source.destroy();
-    }
-  }
-
-  async #feedRows(staged: StagedPart, gunzip: AsyncIterable<Buffer>): Promise<void> {
-    const account = this.#options.target.account;
-    const accounts = new AccountReader();
-    let header = true;
-    let rows = 0;
-    for await (const batch of readCopyBatches(gunzip)) {
-      const { bytes, ends, count } = batch;
-      let s = batch.start;
-      let i = 0;
-      if (header) {
-        const e = ends[0]!;
-        if (!bytes.subarray(s, e).equals(this.#header)) {
-          throw new IntegrityError(`staged file ${staged.key} does not start with the stream's header line`, {
-            context: { key: staged.key },
-          });
-        }
-        header = false;
-        s = e;
-        i = 1;
-      }
-      let run = s;
-      for (; i < count; i++) {
-        const e = ends[i]!;
-        if (accounts.read(bytes, s, e) !== account) {
-          throw new IntegrityError(`staged file ${staged.key} holds a row of another account`, {
-            context: { key: staged.key, account },
-          });
-        }
-        if (this.#sink === undefined) await this.#open();
-        const sink = this.#sink!;
-        if (sink.writeRange === undefined) {
-          const wait = sink.write(new CsvRecord(bytes.subarray(s, e), account));
-          if (wait) await wait;
-          run = e;
-        }
-        s = e;
-        rows++;
-        if (++this.#partRows >= this.#perPart) {
-          if (sink.writeRange !== undefined && run < s) {
-            const wait = sink.writeRange(bytes, run, s);
-            if (wait) await wait;
-          }
-          run = s;
-          await this.close();
-        }
-      }
-      if (this.#sink?.writeRange !== undefined && run < s) {
-        const wait = this.#sink.writeRange(bytes, run, s);
-        if (wait) await wait;
-      }
-    }
-    if (rows !== staged.rows) {
-      throw new IntegrityError(
-        `staged file ${staged.key} holds ${rows} rows, its manifest says ${staged.rows}`,
-        {
-          context: { key: staged.key },
-        },
-      );
-    }
-    this.rows += rows;
-  }
-
-  /** Ends the part being written (if any) and records it. */
-  async close(): Promise<void> {
-    const sink = this.#sink;
-    const writer = this.#writer;
-    if (sink === undefined || writer === undefined) return;
-    // still the current part while it ends: a failure there aborts its upload
-    await sink.end();
-    this.#sink = undefined;
-    this.#writer = undefined;
-    const { connectorId, format } = this.#options.target;
-    const context = {
-      connector: connectorId,
-      stream: this.#group.stream.name,
-      ...(this.key ? { key: this.key } : {}),
-    };
-    const storing = storedPart(writer, this.#group, this.#partRows, format, context);
-    this.#partRows = 0;
-    this.key = undefined;
-    await this.#objects.add(storing);
-  }
-
-  /** Gives up the part being written. */
-  abort(error: Error): void {
-    this.#writer?.abort(error);
-    this.#writer = undefined;
-    this.#sink = undefined;
-  }
-
-  async #open(): Promise<void> {
-    const { bucket, target } = this.#options;
-    const key = deliveryObjectKey(
-      bucket.prefix,
-      this.#group.stream.name,
-      this.#group.version,
-      this.#deliveryId,
-      this.#parts++,
-      target.format,
-    );
-    this.key = key;
-    this.#writer = await bucket.createObject(key, DELIVERY_CONTENT_TYPES[target.format]);
-    this.#sink = this.#format.open(this.#group.stream, this.#writer.out);
-    this.#partRows = 0;
   }
 }
