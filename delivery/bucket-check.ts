@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import type { CheckReport, CheckResult } from '../connectors/checks-postgres.js';
 import { errorMessage, WharfError } from '../core/errors.js';
 import { redact, type Secret } from '../core/secret.js';
+import type { CheckReport, CheckResult } from '../destinations/check-report.js';
 import { BucketClient, type BucketUploadTuning } from './bucket-client.js';
 import { objectUrl } from './bucket-errors.js';
 import type { BucketEndpoint } from './bucket-settings.js';

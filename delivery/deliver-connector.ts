@@ -1,5 +1,13 @@
 import type pg from 'pg';
 import type { Catalog } from '../catalog/types.js';
+import {
+  deliveredWindows,
+  knownDeliveries,
+  pendingDeliveries,
+  plannedThrough,
+  recordDelivered,
+  recordPlanned,
+} from '../control/deliveries.js';
 import { WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { FormatName } from '../exporter/writers/file-format.js';
@@ -14,14 +22,6 @@ import {
   planDeliveries,
   planRevisions,
 } from './delivery-plan.js';
-import {
-  deliveredWindows,
-  knownDeliveries,
-  pendingDeliveries,
-  plannedThrough,
-  recordDelivered,
-  recordPlanned,
-} from './delivery-state.js';
 
 /** Deliveries whose objects are written at once (their manifests still in order). */
 const DELIVERIES_IN_FLIGHT = 2;

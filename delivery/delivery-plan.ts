@@ -1,3 +1,7 @@
+import type { KnownDelivery, PlannedDelivery } from '../control/deliveries.js';
+
+export type { KnownDelivery, PlannedDelivery };
+
 import { UsageError } from '../core/errors.js';
 import { compactTime } from '../exporter/windows.js';
 
@@ -10,18 +14,6 @@ export interface CommittedWindow {
   readonly manifestKey: string;
   /** Rows of every account (a bound for grouping; the connector's account has at most these). */
   readonly rows: number;
-}
-
-/** A delivery decided: its id, time range, revision and the windows whose rows it holds. */
-export interface PlannedDelivery {
-  readonly id: string;
-  /** The id without its revision suffix: the same for a delivery and its replays. */
-  readonly baseId: string;
-  readonly revision: number;
-  readonly start: Date;
-  readonly end: Date;
-  /** Window ids, in window order. */
-  readonly windows: readonly string[];
 }
 
 /** How deliveries are cut. */
@@ -128,14 +120,6 @@ export function planDeliveries(
     i = last + 1;
   }
   return out;
-}
-
-/** A delivery already planned, as the delivery state lists it. */
-export interface KnownDelivery {
-  readonly baseId: string;
-  readonly revision: number;
-  readonly start: Date;
-  readonly end: Date;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Connector } from '../connectors/connector-store.js';
+import { type DeliveryStats, deliveryStats } from '../control/deliveries.js';
 import { ProgressTable } from '../control/progress.js';
 import { connectorRunStats, statsFor } from '../control/runs.js';
 import { WindowsTable } from '../control/windows.js';
@@ -25,6 +26,8 @@ export interface ConnectorStatus {
   /** The last failed run's one-line reason (from the control `runs` table). */
   lastError: string | null;
   lastErrorAt: string | null;
+  /** A bucket connector's deliveries: done, objects and bytes in all, the last one. */
+  delivery?: DeliveryStats;
   /** Rows loaded, loads, skips and failures since 00:00 UTC. */
   rowsToday: number;
   loadsToday: number;
@@ -38,6 +41,9 @@ export interface StatusReport {
   readonly exportedUpTo: string | null;
   readonly connectors: readonly ConnectorStatus[];
 }
+
+/** A connector that never ran. */
+const NOTHING_YET = { lastWindowId: null, lastWindowEnd: null, rows: 0, windows: 0 } as const;
 
 /** What a connector's warehouse ledger says (for a connector without progress in the control database). */
 async function ledgerOf(rt: Runtime, c: Connector): Promise<LedgerStatus> {
@@ -57,6 +63,7 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
   const exported = await windows.summary(control, STAGING_FORMAT);
   const runs = await connectorRunStats(control, rt.settings.controlSchema);
   const known = await new ProgressTable(rt.settings.controlSchema).all(control);
+  const deliveries = await deliveryStats(control, rt.settings.controlSchema);
   const out: ConnectorStatus[] = [];
   for (const c of await store.list()) {
     const r = statsFor(runs, String(c.id));
@@ -80,10 +87,19 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
       skipsToday: r.skipsToday,
       failuresToday: r.failuresToday,
     };
+    if (c.family === 'bucket') {
+      s.delivery = deliveries.get(String(c.id)) ?? {
+        deliveries: 0,
+        objects: 0,
+        bytes: 0,
+        lastDelivery: null,
+        lastDeliveredAt: null,
+      };
+    }
     if (c.state !== 'disabled') {
       try {
         // from the control database; a connector that never ran under this version: its warehouse's ledger
-        const l = known.get(String(c.id)) ?? (await ledgerOf(rt, c));
+        const l = known.get(String(c.id)) ?? (c.family === 'warehouse' ? await ledgerOf(rt, c) : NOTHING_YET);
         s.lastWindow = l.lastWindowId;
         s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
         s.lagSeconds = l.lastWindowEnd

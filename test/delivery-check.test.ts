@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFailure } from '../connectors/checks-postgres.js';
-import { Secret } from '../core/secret.js';
 import { checkBucket } from '../delivery/bucket-check.js';
 import type { BucketEndpoint } from '../delivery/bucket-settings.js';
+import { checkFailure } from '../destinations/check-report.js';
 import { listKeys, rawS3 } from './helpers/delivery.js';
 import { type DeniedOperation, type DenyProxy, startDenyProxy } from './helpers/deny-proxy.js';
 import { S3RVER_CREDENTIALS, startS3, type TestS3 } from './helpers/s3.js';
 
 let s3: TestS3;
 let proxy: DenyProxy;
-const secret = new Secret(S3RVER_CREDENTIALS.secretAccessKey);
+const secret = S3RVER_CREDENTIALS.secretAccessKey;
 
 beforeAll(async () => {
   s3 = await startS3();

@@ -2,6 +2,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { type Catalog, getStream } from '../catalog/types.js';
+import { listDeliveries, pendingDeliveries, plannedThrough } from '../control/deliveries.js';
 import { WharfError } from '../core/errors.js';
 import type { BucketClient } from '../delivery/bucket-client.js';
 import { type DeliverConnectorOptions, deliverConnector } from '../delivery/deliver-connector.js';
@@ -11,7 +12,6 @@ import {
   deliveryObjectKey,
 } from '../delivery/delivery-layout.js';
 import { planDeliveries } from '../delivery/delivery-plan.js';
-import { listDeliveries, pendingDeliveries, plannedThrough } from '../delivery/delivery-state.js';
 import type { FormatName } from '../exporter/writers/file-format.js';
 import { initSource } from '../source/source-schema.js';
 import { readManifest } from '../staging/manifest.js';

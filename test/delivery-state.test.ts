@@ -1,7 +1,5 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WharfError } from '../core/errors.js';
-import { deliveryId, type PlannedDelivery } from '../delivery/delivery-plan.js';
 import {
   deliveredWindows,
   knownDeliveries,
@@ -10,7 +8,9 @@ import {
   plannedThrough,
   recordDelivered,
   recordPlanned,
-} from '../delivery/delivery-state.js';
+} from '../control/deliveries.js';
+import { WharfError } from '../core/errors.js';
+import { deliveryId, type PlannedDelivery } from '../delivery/delivery-plan.js';
 import { createDatabase } from './helpers/databases.js';
 import { addBucketConnectorRow, migrateDeliveryControl } from './helpers/delivery.js';
 

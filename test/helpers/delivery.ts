@@ -3,11 +3,10 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import type pg from 'pg';
 import { migrateControl } from '../../control/control-schema.js';
-import { Secret } from '../../core/secret.js';
+import { deliveryStateMigration } from '../../control/deliveries.js';
 import { quotePg } from '../../db/postgres/quote.js';
 import { BucketClient, type BucketUploadTuning } from '../../delivery/bucket-client.js';
 import type { CommittedWindow } from '../../delivery/delivery-plan.js';
-import { deliveryStateMigration } from '../../delivery/delivery-state.js';
 import { S3RVER_CREDENTIALS, type TestS3 } from './s3.js';
 
 /** The control schema with the delivery tables (what the integrator's migration will add). */
@@ -76,7 +75,7 @@ export function testBucket(
       endpoint: s3.endpoint,
       accessKeyId: S3RVER_CREDENTIALS.accessKeyId,
     },
-    new Secret(S3RVER_CREDENTIALS.secretAccessKey),
+    S3RVER_CREDENTIALS.secretAccessKey,
     tuning,
   );
 }
@@ -87,7 +86,10 @@ export function rawS3(s3: TestS3): S3Client {
     endpoint: s3.endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
+    credentials: {
+      accessKeyId: S3RVER_CREDENTIALS.accessKeyId,
+      secretAccessKey: S3RVER_CREDENTIALS.secretAccessKey.reveal(),
+    },
     requestChecksumCalculation: 'WHEN_REQUIRED',
   });
 }

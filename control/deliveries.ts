@@ -2,7 +2,26 @@ import type pg from 'pg';
 import { WharfError } from '../core/errors.js';
 import { quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
-import type { KnownDelivery, PlannedDelivery } from './delivery-plan.js';
+
+/** A delivery decided: its id, time range, revision and the windows whose rows it holds. */
+export interface PlannedDelivery {
+  readonly id: string;
+  /** The id without its revision suffix: the same for a delivery and its replays. */
+  readonly baseId: string;
+  readonly revision: number;
+  readonly start: Date;
+  readonly end: Date;
+  /** Window ids, in window order. */
+  readonly windows: readonly string[];
+}
+
+/** A delivery already planned, as the delivery state lists it. */
+export interface KnownDelivery {
+  readonly baseId: string;
+  readonly revision: number;
+  readonly start: Date;
+  readonly end: Date;
+}
 
 /**
  * Bucket delivery state on Wharf's side, in the control schema: a delivery is recorded `pending` when it is
@@ -217,4 +236,59 @@ export async function deliveredWindows(
     [connectorId, windowIds],
   );
   return new Set(rows.map((r) => r.window_id));
+}
+
+/** Which of `windowIds` a delivery of the connector holds that is done (what retention may prune). */
+export async function doneWindows(
+  db: Db,
+  schema: string,
+  connectorId: string,
+  windowIds: readonly string[],
+): Promise<Set<string>> {
+  if (windowIds.length === 0) return new Set();
+  const s = quotePg(schema);
+  const { rows } = await db.query<{ window_id: string }>(
+    `select distinct w.window_id from ${s}.delivery_windows w
+       join ${s}.deliveries d on d.connector_id = w.connector_id and d.delivery_id = w.delivery_id
+      where w.connector_id = $1 and d.status = 'done' and w.window_id = any($2::text[])`,
+    [connectorId, windowIds],
+  );
+  return new Set(rows.map((r) => r.window_id));
+}
+
+/** Per bucket connector: its deliveries done, objects and bytes in all, and the last one. */
+export interface DeliveryStats {
+  readonly deliveries: number;
+  readonly objects: number;
+  readonly bytes: number;
+  readonly lastDelivery: string | null;
+  readonly lastDeliveredAt: Date | null;
+}
+
+/** Delivery statistics of every bucket connector that delivered something (one query). */
+export async function deliveryStats(db: Db, schema: string): Promise<Map<string, DeliveryStats>> {
+  const { rows } = await db.query<{
+    connector_id: string;
+    n: string;
+    files: string;
+    bytes: string;
+    last: string | null;
+    at: Date | null;
+  }>(
+    `select connector_id, count(*) as n, sum(files) as files, sum(bytes) as bytes,
+            (array_agg(delivery_id order by delivered_at desc))[1] as last, max(delivered_at) as at
+       from ${quotePg(schema)}.deliveries where status = 'done' group by connector_id`,
+  );
+  return new Map(
+    rows.map((r) => [
+      String(r.connector_id),
+      {
+        deliveries: Number(r.n),
+        objects: Number(r.files),
+        bytes: Number(r.bytes),
+        lastDelivery: r.last,
+        lastDeliveredAt: r.at,
+      },
+    ]),
+  );
 }
