@@ -1,9 +1,8 @@
 import yargs from 'yargs';
 import { errorMessage, UsageError, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
+import { WHARF_VERSION } from '../core/version.js';
 import { commands } from './commands/index.js';
-
-const VERSION = '0.1.0';
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage error). */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -33,7 +32,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .demandCommand(1, 'name a command; see wharf --help')
     .recommendCommands()
     .strict()
-    .version(VERSION)
+    .version(WHARF_VERSION)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))

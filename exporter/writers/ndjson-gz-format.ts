@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Column, LogicalType, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
-import type { CopyRecord, FileFormat, ObjectSink, PartRange, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, InputForm, ObjectSink, PartRange, RowSink } from './file-format.js';
 import { GzipMembers } from './gzip-members.js';
 import { GzipOutput } from './gzip-output.js';
 
@@ -25,6 +25,16 @@ export function isoTimestamp(text: string): string {
   return `${text.slice(0, space)}T${time.length === 8 ? `${time}.000000` : time.padEnd(15, '0')}Z`;
 }
 
+/**
+ * PostgreSQL `timestamptz` text in UTC (`2026-11-23 09:20:00.1234+00`, `0044-03-15 12:00:00+00 BC`) → the
+ * `timestamp` text `c at time zone 'UTC'` prints (`2026-11-23 09:20:00.1234`, `0044-03-15 12:00:00 BC`).
+ */
+export function utcTimestampText(text: string): string {
+  if (text.endsWith('+00')) return text.slice(0, -3);
+  if (text.endsWith('+00 BC')) return `${text.slice(0, -6)} BC`;
+  return text;
+}
+
 const encoders: Record<LogicalType, JsonEncoder> = {
   bigint: asNumericString,
   numeric: asNumericString,
@@ -37,14 +47,21 @@ const encoders: Record<LogicalType, JsonEncoder> = {
   timestamptz: (text) => `"${isoTimestamp(text)}"`,
 };
 
+/** The encoders of fields in the staged text form: only timestamptz differs (its `+00` is dropped). */
+const stagedEncoders: Record<LogicalType, JsonEncoder> = {
+  ...encoders,
+  timestamptz: (text) => `"${isoTimestamp(utcTimestampText(text))}"`,
+};
+
 /** Turns records of a stream into JSON lines. */
 class JsonLines {
   readonly #prefixes: readonly string[];
   readonly #encoders: readonly JsonEncoder[];
 
-  constructor(stream: Stream) {
+  constructor(stream: Stream, input: InputForm) {
     this.#prefixes = stream.columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`);
-    this.#encoders = stream.columns.map((c) => encoders[c.type]);
+    const byType = input === 'staged' ? stagedEncoders : encoders;
+    this.#encoders = stream.columns.map((c) => byType[c.type]);
   }
 
   line(record: CopyRecord): string {
@@ -65,9 +82,9 @@ class NdjsonGzSink implements RowSink {
   readonly #gzip: GzipOutput;
   readonly #lines: JsonLines;
 
-  constructor(stream: Stream, out: Writable) {
+  constructor(stream: Stream, out: Writable, input: InputForm) {
     this.#gzip = new GzipOutput(out);
-    this.#lines = new JsonLines(stream);
+    this.#lines = new JsonLines(stream, input);
   }
 
   write(record: CopyRecord): undefined | Promise<void> {
@@ -84,9 +101,9 @@ class NdjsonGzObjectSink implements ObjectSink {
   readonly #members: GzipMembers;
   readonly #lines: JsonLines;
 
-  constructor(stream: Stream, out: Writable) {
+  constructor(stream: Stream, out: Writable, input: InputForm) {
     this.#members = new GzipMembers(out);
-    this.#lines = new JsonLines(stream);
+    this.#lines = new JsonLines(stream, input);
   }
 
   beginPart(): undefined | Promise<void> {
@@ -106,22 +123,34 @@ function columnMismatch(got: number, expected: number): WharfError {
   return new WharfError(`COPY record has ${got} fields, the stream has ${expected} columns`);
 }
 
+/** How the ndjson.gz writer reads its input. */
+export interface NdjsonGzFormatConfig {
+  /** `select` (default): the text this format's `selectExpression` gives; `staged`: csv.gz staging text. */
+  readonly input?: InputForm;
+}
+
+/** An ndjson.gz format reading the given input form (the staged form selects plain columns). */
+export function createNdjsonGzFormat(config: NdjsonGzFormatConfig = {}): FileFormat {
+  const input = config.input ?? 'select';
+  return {
+    name: 'json',
+    extension: 'ndjson.gz',
+    selectExpression(column: Column, quoted: string): string {
+      // the timestamp in UTC whatever the session's TimeZone; JS only pads and reshapes it
+      return input === 'select' && column.type === 'timestamptz' ? `(${quoted} at time zone 'UTC')` : quoted;
+    },
+    open(stream: Stream, out: Writable): RowSink {
+      return new NdjsonGzSink(stream, out, input);
+    },
+    openObject(stream: Stream, out: Writable): ObjectSink {
+      return new NdjsonGzObjectSink(stream, out, input);
+    },
+  };
+}
+
 /**
  * `ndjson.gz`: one JSON object per line, keys in column order, gzip level 1. bigint and numeric are
  * strings (exact), timestamptz is ISO-8601 UTC with microseconds, jsonb is its text in a string (so
  * SQL NULL `null` and JSON `"null"` differ), NULL is `null`.
  */
-export const ndjsonGzFormat: FileFormat = {
-  name: 'json',
-  extension: 'ndjson.gz',
-  selectExpression(column: Column, quoted: string): string {
-    // the timestamp in UTC whatever the session's TimeZone; JS only pads and reshapes it
-    return column.type === 'timestamptz' ? `(${quoted} at time zone 'UTC')` : quoted;
-  },
-  open(stream: Stream, out: Writable): RowSink {
-    return new NdjsonGzSink(stream, out);
-  },
-  openObject(stream: Stream, out: Writable): ObjectSink {
-    return new NdjsonGzObjectSink(stream, out);
-  },
-};
+export const ndjsonGzFormat: FileFormat = createNdjsonGzFormat();
