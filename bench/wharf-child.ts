@@ -21,6 +21,8 @@ export interface ChildPlaces {
   readonly sizes: WindowSizes;
   readonly settleMs: number;
   readonly maxWindows?: number;
+  /** Streams of a window read at once (the export's `readConcurrency`; its default when absent). */
+  readonly readers?: number;
 }
 
 /** A job for the child process. */
@@ -85,6 +87,7 @@ function runExport(format: 'csv' | 'parquet'): Promise<ExportSummary> {
     longTransactionMs: 15 * 60_000,
     spoolDir: `${job.stagingDir}-spool`,
     ...(job.maxWindows ? { maxWindows: job.maxWindows } : {}),
+    ...(job.readers ? { readConcurrency: job.readers } : {}),
   });
 }
 

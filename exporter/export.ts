@@ -22,6 +22,7 @@ import {
 import type { StagingStore } from '../staging/staging-store.js';
 import { readCopyBatches } from './copy-records.js';
 import { countAccounts, inTableOrder, type ReadOrder, readOrderFor } from './read-order.js';
+import { beginSnapshot, endReaders, joinSnapshot } from './snapshot-readers.js';
 import { openSpool, type SpooledFile } from './spool-file.js';
 import { StreamChecksum } from './stream-checksum.js';
 import { type StreamObject, writeStreamObject } from './stream-object.js';
@@ -59,6 +60,11 @@ export interface ExportOptions {
   readonly onStep?: (step: 'file' | 'manifest') => void;
   /** Publish objects with this many uploads at once (default 4). */
   readonly uploadConcurrency?: number;
+  /**
+   * Read up to this many streams of a window at once, each on its own source connection in the window's snapshot
+   * (default 2; fewer when the window has fewer streams with rows or the source pool has no spare connection).
+   */
+  readonly readConcurrency?: number;
 }
 
 export interface ExportProgress {
@@ -379,23 +385,11 @@ async function checksumWindow(options: ExportOptions, window: TimeWindow): Promi
   return out;
 }
 
-async function beginSnapshot(client: pg.ClientBase): Promise<void> {
-  await client.query('begin isolation level repeatable read read only');
-  await client.query(
-    "set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local extra_float_digits = 3; set local intervalstyle = 'iso_8601'",
-  );
-}
-
 /** Exports one window revision. Throws ContentChanged if staged objects of it differ. */
 async function exportWindow(options: ExportOptions, window: TimeWindow, log: Logger): Promise<WindowResult> {
   const spoolDir = options.spoolDir ?? join(tmpdir(), 'wharf-spool');
   const limit = pLimit(options.uploadConcurrency ?? 4);
-  const objects: ManifestObject[] = [];
-  const files: ManifestFile[] = [];
   const publishing: Promise<void>[] = [];
-  const streams: WindowManifest['streams'] = {};
-  let rows = 0;
-  let bytes = 0;
   let alreadyStaged = 0;
 
   const publish = (key: string, spooled: SpooledFile) => {
@@ -412,51 +406,95 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
     );
   };
 
+  const read = new Map<string, StreamObject>();
   const client = await options.source.connect();
+  let readers: pg.PoolClient[] = [];
   let failed = false;
   try {
     await beginSnapshot(client);
+    const accounts = new Map<string, number>();
     for (const stream of options.catalog.streams) {
-      const object = await readStream(options, client, stream, window, spoolDir);
-      rows += object.rows;
-      streams[stream.name] = {
-        rows: object.rows,
-        checksum: object.checksum,
-        columns: stream.columns.map((c) => c.name),
-      };
-      const spooled = object.spooled;
-      if (spooled === undefined) continue;
-      const key = objectKey(options.format, window, stream);
-      objects.push({
-        key,
-        stream: stream.name,
-        rows: object.rows,
-        bytes: spooled.bytes,
-        sha256: spooled.sha256,
-      });
-      for (const part of object.parts) {
-        files.push({
-          key,
-          stream: stream.name,
-          account: part.account,
-          rows: part.rows,
-          bytes: part.bytes,
-          sha256: part.sha256,
-          offset: part.offset,
-        });
-      }
-      bytes += spooled.bytes;
-      publish(key, spooled);
+      accounts.set(stream.name, await countStreamAccounts(options, client, stream, window));
     }
+    const withRows = options.catalog.streams.filter((s) => accounts.get(s.name)! > 0);
+    // streams side by side, each on a connection in the same snapshot, when there are several to read
+    readers = await joinSnapshot(
+      options.source,
+      client,
+      Math.min(options.readConcurrency ?? 2, withRows.length) - 1,
+    );
+    let next = 0;
+    const readAll = async (reader: pg.ClientBase): Promise<void> => {
+      while (!failed && next < withRows.length) {
+        const stream = withRows[next++]!;
+        const object = await readStream(
+          options,
+          reader,
+          stream,
+          window,
+          spoolDir,
+          accounts.get(stream.name)!,
+        );
+        read.set(stream.name, object);
+        if (object.spooled) publish(objectKey(options.format, window, stream), object.spooled);
+      }
+    };
+    const results = await Promise.allSettled(
+      [client, ...readers].map((reader) =>
+        readAll(reader).catch((error: unknown) => {
+          failed = true;
+          throw error;
+        }),
+      ),
+    );
+    const rejected = results.find((r) => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
     await client.query('commit');
   } catch (error) {
     failed = true;
     throw error;
   } finally {
+    await endReaders(readers, failed);
     client.release(failed);
     await Promise.allSettled(publishing);
   }
   for (const p of publishing) await p; // surface the first publishing error
+
+  const streams: WindowManifest['streams'] = {};
+  const objects: ManifestObject[] = [];
+  const files: ManifestFile[] = [];
+  let rows = 0;
+  let bytes = 0;
+  for (const stream of options.catalog.streams) {
+    const object = read.get(stream.name);
+    streams[stream.name] = {
+      rows: object?.rows ?? 0,
+      checksum: object?.checksum ?? new StreamChecksum(stream).toString(),
+      columns: stream.columns.map((c) => c.name),
+    };
+    if (object?.spooled === undefined) continue;
+    const key = objectKey(options.format, window, stream);
+    rows += object.rows;
+    bytes += object.spooled.bytes;
+    objects.push({
+      key,
+      stream: stream.name,
+      rows: object.rows,
+      bytes: object.spooled.bytes,
+      sha256: object.spooled.sha256,
+    });
+    for (const part of object.parts) {
+      files.push({
+        key,
+        stream: stream.name,
+        account: part.account,
+        rows: part.rows,
+        bytes: part.bytes,
+        sha256: part.sha256,
+        offset: part.offset,
+      });
+    }
+  }
 
   const manifest: WindowManifest = {
     manifest_version: MANIFEST_FORMAT_VERSION,
@@ -484,13 +522,30 @@ async function exportWindow(options: ExportOptions, window: TimeWindow, log: Log
   } finally {
     await rm(spooled.path, { force: true });
   }
-  log.debug({ window: window.id, objects: objects.length, parts: files.length }, 'manifest written');
+  log.debug(
+    { window: window.id, objects: objects.length, parts: files.length, readers: 1 + readers.length },
+    'manifest written',
+  );
   return { manifest, manifestKey: key, rows, bytes, files: objects.length, alreadyStaged };
 }
 
+/** The accounts with rows of `stream` in the window (what decides its read order). */
+async function countStreamAccounts(
+  options: ExportOptions,
+  client: pg.ClientBase,
+  stream: Stream,
+  window: TimeWindow,
+): Promise<number> {
+  try {
+    return await countAccounts(client, stream, options.sourceSchema, window.start, window.end);
+  } catch (error) {
+    throw sourceError(error, stream, options);
+  }
+}
+
 /**
- * Reads one stream of a window into one object: in table order when its rows belong to a few accounts (no sort
- * in the source), in account order otherwise. A stream without rows in the window is not read at all.
+ * Reads one stream of a window (with rows of `accounts` accounts) into one object: in table order when they are
+ * few (no sort in the source), in account order otherwise.
  */
 async function readStream(
   options: ExportOptions,
@@ -498,11 +553,9 @@ async function readStream(
   stream: Stream,
   window: TimeWindow,
   spoolDir: string,
+  accounts: number,
 ): Promise<StreamObject> {
   try {
-    const accounts = await countAccounts(client, stream, options.sourceSchema, window.start, window.end);
-    if (accounts === 0)
-      return { spooled: undefined, parts: [], rows: 0, checksum: new StreamChecksum(stream).toString() };
     const order = readOrderFor(accounts);
     const read = async () => {
       const sql = copySql(stream, options.format, options.sourceSchema, window.start, window.end, order);
