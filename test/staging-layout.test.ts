@@ -5,12 +5,15 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackingCatalog } from '../catalog/tracking.js';
 import { getStream } from '../catalog/types.js';
 import { IntegrityError } from '../core/errors.js';
+import { deliverConnector } from '../delivery/deliver-connector.js';
+import { type DeliveredFile, deliveryManifestSchema } from '../delivery/delivery-layout.js';
 import { copySql } from '../exporter/export.js';
 import { countAccounts, inTableOrder, readOrderFor } from '../exporter/read-order.js';
 import { writeStreamObject } from '../exporter/stream-object.js';
@@ -29,6 +32,14 @@ import { S3StagingStore } from '../staging/s3-store.js';
 import { stagedParts } from '../staging/staged-part.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import { createDatabase } from './helpers/databases.js';
+import {
+  addBucketConnectorRow,
+  committedWindows,
+  listKeys,
+  migrateDeliveryControl,
+  rawS3,
+  testBucket,
+} from './helpers/delivery.js';
 import { insertAccount, insertClicks } from './helpers/fixtures.js';
 import { compareWithSource, load } from './helpers/load-harness.js';
 import { S3RVER_CREDENTIALS, startS3, type TestS3 } from './helpers/s3.js';
@@ -308,10 +319,15 @@ describe('a window staged in manifest version 1', () => {
     }
   }
 
-  it('still loads, the same as the same windows in version 2', async () => {
+  let v1: StagingStore;
+
+  beforeAll(async () => {
     const dir = tempDir();
-    const v1 = openStagingStore(`file://${dir}/staging`);
+    v1 = openStagingStore(`file://${dir}/staging`);
     await asVersion1(v1, dir);
+  });
+
+  it('still loads, the same as the same windows in version 2', async () => {
     const anyManifest = (
       await p.source.query<{ k: string }>('select manifest_key as k from wharf.windows limit 1')
     ).rows[0]!.k;
@@ -329,5 +345,51 @@ describe('a window staged in manifest version 1', () => {
       for (const [stream, v] of Object.entries(cmp))
         expect(v.warehouse, `${schema} ${stream}`).toEqual(v.source);
     }
+  });
+
+  it('is delivered to a bucket with the same objects as the same windows in version 2', async () => {
+    const raw = rawS3(s3);
+    const delivered: { files: Omit<DeliveredFile, 'key'>[]; keys: string[] }[] = [];
+    for (const [store, name] of [
+      [v1, 'from-v1'],
+      [p.store, 'from-v2'],
+    ] as const) {
+      const schema = `wharf_${name.replace('-', '_')}`;
+      await migrateDeliveryControl(p.source, schema);
+      const id = await addBucketConnectorRow(p.source, schema, 7, 'csv', `s3://${s3.bucket}/${name}`);
+      const bucket = testBucket(s3, name);
+      try {
+        const summary = await deliverConnector({
+          control: { pool: p.source, schema },
+          staging: { store, windows: await committedWindows(p.source) },
+          bucket,
+          catalog: trackingCatalog,
+          connector: {
+            id,
+            account: '7',
+            streams: trackingCatalog.streams.map((x) => x.name),
+            format: 'csv',
+            everyMs: 600_000,
+          },
+        });
+        expect(summary.files, name).toBeGreaterThan(0);
+      } finally {
+        bucket.close();
+      }
+      const files: Omit<DeliveredFile, 'key'>[] = [];
+      const keys: string[] = [];
+      for (const key of await listKeys(raw, s3.bucket, `${name}/_manifests/`)) {
+        const response = await raw.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+        const m = deliveryManifestSchema.parse(JSON.parse(await response.Body!.transformToString()));
+        for (const { key: fileKey, ...rest } of m.files) {
+          keys.push(fileKey.slice(name.length));
+          files.push(rest);
+        }
+      }
+      delivered.push({ files, keys });
+    }
+    raw.destroy();
+    expect(delivered[0]!.files.length).toBeGreaterThan(0);
+    expect(delivered[0]).toEqual(delivered[1]);
   });
 });
