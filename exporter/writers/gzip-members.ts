@@ -21,6 +21,11 @@ const PIECE_BYTES = 1024 * 1024;
 const ARENA_BYTES = 2 * PIECE_BYTES;
 /** Text is gathered up to this many characters before it is turned into bytes. */
 const TEXT_CHARS = 64 * 1024;
+/**
+ * Small output (headers, trailers, the deflate bytes of small members) is gathered up to this many bytes before it
+ * is written: thousands of small members would otherwise be three writes each.
+ */
+const OUT_BYTES = 128 * 1024;
 
 /** gzip member header: deflate, no name or time (so the bytes depend on the rows only), XFL fastest, OS unix. */
 const MEMBER_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x04, 0x03]);
@@ -70,6 +75,9 @@ export class GzipMembers {
   #memberHash: Hash | undefined;
   #waitingForOut = false;
   #error: Error | undefined;
+  /** Output gathered and not yet written: `#gathered[0, #gatheredBytes)`. */
+  #gathered = Buffer.allocUnsafe(OUT_BYTES);
+  #gatheredBytes = 0;
 
   constructor(out: Writable) {
     this.#out = out;
@@ -134,6 +142,7 @@ export class GzipMembers {
       if (this.#boundaries.length > 0 || this.#memberHash !== undefined) {
         throw new WharfError('gzip members: deflate output ended inside a member');
       }
+      this.#writeGathered();
       this.#out.end();
       await finished(this.#out, { readable: false });
     } catch (error) {
@@ -231,6 +240,26 @@ export class GzipMembers {
   #emit(bytes: Buffer): void {
     this.#memberHash!.update(bytes);
     this.#written += bytes.length;
+    if (bytes.length >= OUT_BYTES / 2) {
+      this.#writeGathered();
+      this.#write(bytes);
+      return;
+    }
+    if (this.#gatheredBytes + bytes.length > OUT_BYTES) this.#writeGathered();
+    bytes.copy(this.#gathered, this.#gatheredBytes);
+    this.#gatheredBytes += bytes.length;
+  }
+
+  /** Writes the output gathered so far (in a buffer of its own: the next is a fresh one). */
+  #writeGathered(): void {
+    if (this.#gatheredBytes === 0) return;
+    const chunk = this.#gathered.subarray(0, this.#gatheredBytes);
+    this.#gathered = Buffer.allocUnsafe(OUT_BYTES);
+    this.#gatheredBytes = 0;
+    this.#write(chunk);
+  }
+
+  #write(bytes: Buffer): void {
     if (!this.#out.write(bytes) && !this.#waitingForOut) {
       // the output is slow: deflate's output waits in its buffer, and then its input, and then the writer
       this.#waitingForOut = true;
