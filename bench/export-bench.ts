@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import pg from 'pg';
+import { trackingCatalog } from '../catalog/tracking.js';
 import type { Column } from '../catalog/types.js';
 import { copySql } from '../exporter/export.js';
 import { countAccounts, readOrderFor } from '../exporter/read-order.js';
@@ -10,6 +11,7 @@ import { readManifest } from '../staging/manifest.js';
 import { openStagingStore } from '../staging/open-store.js';
 import {
   type BenchContext,
+  type BenchRow,
   COARSE_MS,
   clicksStream,
   exportedWindow,
@@ -254,74 +256,52 @@ const ACCOUNTS_CLICKS = Number(process.env.BENCH_ACCOUNTS_CLICKS ?? 500_000);
 const ACCOUNT_COUNTS = (process.env.BENCH_ACCOUNTS ?? '10,1000,10000').split(',').map(Number);
 /** Goals: seconds over the smallest case's, per account count. */
 const ACCOUNT_GOALS: Readonly<Record<number, number>> = { 1000: 1.5, 10000: 2 };
+const ALL_STREAMS = trackingCatalog.streams.map((s) => s.name);
+
+/** One export case of the accounts section: a source, its streams, how many streams are read at once. */
+interface ExportCase {
+  readonly name: string;
+  readonly sourceUrl: string;
+  readonly streams: readonly string[];
+  readonly readers: number;
+}
+
+/** What the rounds of one case measured. */
+interface CaseRuns {
+  readonly seconds: number[];
+  rss: number;
+  objects: number;
+  parts: number;
+  rows: number;
+  mb: number;
+}
 
 /**
  * The same clicks over 10, 1,000 and 10,000 accounts, all in one closed window: the export's cost should not
  * follow the number of accounts. Only the clicks stream is exported (the same rows in every case; the other
- * streams grow with the accounts). Rounds take turns like the cases above; medians and ranges.
+ * streams grow with the accounts). Then every stream of the 1,000-account source, read one stream at a time
+ * and two side by side. Rounds take turns like the cases above; medians and ranges.
  */
 async function accountsBench(ctx: BenchContext): Promise<void> {
-  const boundary = Math.floor((Date.now() - 120_000) / COARSE_MS) * COARSE_MS;
   const urls = new Map<number, string>();
-  for (const accounts of ACCOUNT_COUNTS) {
-    const url = await createBenchDatabase(ctx.server, `bench_accounts_${accounts}`);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await initSource(client);
-      ctx.log(`seeding ${ACCOUNTS_CLICKS} clicks over ${accounts} accounts`);
-      await seedSource(client, {
-        accounts,
-        rows: ACCOUNTS_CLICKS,
-        seed: 7,
-        days: 7,
-        end: new Date(boundary - 60_000),
-      });
-      await client.query('vacuum analyze');
-    } finally {
-      await client.end();
-    }
-    urls.set(accounts, url);
+  for (const accounts of ACCOUNT_COUNTS) urls.set(accounts, await seedAccounts(ctx, accounts));
+  const cases: ExportCase[] = ACCOUNT_COUNTS.map((accounts) => ({
+    name: `clicks-${accounts}`,
+    sourceUrl: urls.get(accounts)!,
+    streams: ['clicks'],
+    readers: 2,
+  }));
+  const wide = ACCOUNT_COUNTS.includes(1000) ? 1000 : ACCOUNT_COUNTS.at(-1)!;
+  for (const readers of [1, 2]) {
+    cases.push({ name: `all-${readers}`, sourceUrl: urls.get(wide)!, streams: ALL_STREAMS, readers });
   }
+  const results = await exportTurns(ctx, cases);
 
-  const runs = ctx.options.exportRuns;
-  const results = new Map<
-    number,
-    { seconds: number[]; rss: number; objects: number; parts: number; mb: number }
-  >();
-  for (let r = 1; r <= runs; r++) {
-    for (const accounts of ACCOUNT_COUNTS) {
-      ctx.log(`export round ${r}/${runs}: ${ACCOUNTS_CLICKS} clicks over ${accounts} accounts`);
-      const out = await runWharfChild({
-        kind: 'export',
-        format: 'csv',
-        sourceUrl: urls.get(accounts)!,
-        streams: ['clicks'],
-        sizes: { fineMs: 60_000, coarseMs: COARSE_MS },
-        settleMs: 0,
-        maxWindows: 1,
-        controlSchema: `bench_accounts_${r}`,
-        stagingDir: join(ctx.workDir, `accounts-${accounts}-${r}`),
-      });
-      const e = out.export!;
-      if (e.windows !== 1 || e.rows !== ACCOUNTS_CLICKS) {
-        throw new Error(`expected one window of ${ACCOUNTS_CLICKS} clicks, got ${JSON.stringify(e)}`);
-      }
-      const seen = results.get(accounts) ?? { seconds: [], rss: 0, objects: e.files, parts: 0, mb: 0 };
-      seen.seconds.push(e.seconds);
-      seen.rss = Math.max(seen.rss, out.maxRssMB);
-      seen.mb = e.bytes / 1_048_576;
-      seen.parts = await windowParts(join(ctx.workDir, `accounts-${accounts}-${r}`));
-      results.set(accounts, seen);
-    }
-  }
-
-  const base = median(results.get(ACCOUNT_COUNTS[0]!)!.seconds);
+  const base = median(results.get(`clicks-${ACCOUNT_COUNTS[0]}`)!.seconds);
   const details: Record<string, unknown> = {};
   for (const accounts of ACCOUNT_COUNTS) {
-    const x = results.get(accounts)!;
-    const seconds = median(x.seconds);
-    const ratio = seconds / base;
+    const x = results.get(`clicks-${accounts}`)!;
+    const ratio = median(x.seconds) / base;
     const goal = ACCOUNT_GOALS[accounts];
     details[String(accounts)] = {
       runs: x.seconds,
@@ -330,23 +310,112 @@ async function accountsBench(ctx: BenchContext): Promise<void> {
       rssMB: round(x.rss, 0),
     };
     ctx.rows.push({
-      section: 'export',
-      name: `Wharf export csv.gz, ${ACCOUNTS_CLICKS.toLocaleString('en-US')} clicks over ${accounts.toLocaleString('en-US')} accounts (1 window)`,
-      seconds: round(seconds),
-      rows: ACCOUNTS_CLICKS,
-      rowsPerSecond: Math.round(ACCOUNTS_CLICKS / seconds),
-      rssMB: round(x.rss, 0),
+      ...caseRow(
+        `Wharf export csv.gz, ${ACCOUNTS_CLICKS.toLocaleString('en-US')} clicks over ${accounts.toLocaleString('en-US')} accounts (1 window)`,
+        x,
+      ),
       ratio: round(ratio),
       ...(goal === undefined
         ? {}
         : { goal: `≤ ${goal}× the ${ACCOUNT_COUNTS[0]}-account case`, met: ratio <= goal }),
-      note: `${x.objects} object(s), ${x.parts} parts, ${round(x.mb)} MB; runs ${x.seconds.map((t) => round(t)).join(' / ')} s (range ${round(Math.min(...x.seconds))}–${round(Math.max(...x.seconds))})`,
     });
   }
-  ctx.extra.accounts = { clicks: ACCOUNTS_CLICKS, cases: details };
+  const one = results.get('all-1')!;
+  const two = results.get('all-2')!;
+  for (const [readers, x] of [
+    [1, one],
+    [2, two],
+  ] as const) {
+    ctx.rows.push({
+      ...caseRow(
+        `Wharf export csv.gz, all ${ALL_STREAMS.length} streams over ${wide.toLocaleString('en-US')} accounts, ${readers === 1 ? 'one stream at a time' : 'two streams side by side'}`,
+        x,
+      ),
+      ...(readers === 2 ? { ratio: round(median(one.seconds) / median(two.seconds)) } : {}),
+    });
+  }
+  ctx.extra.accounts = {
+    clicks: ACCOUNTS_CLICKS,
+    cases: details,
+    allStreams: { accounts: wide, oneReader: one.seconds, twoReaders: two.seconds },
+  };
 }
 
-/** Parts (one per account) of the window staged in `stagingDir`, from its manifest. */
+/** A source of `ACCOUNTS_CLICKS` clicks over `accounts` accounts, in one closed 30-day window; its URL. */
+async function seedAccounts(ctx: BenchContext, accounts: number): Promise<string> {
+  const boundary = Math.floor((Date.now() - 120_000) / COARSE_MS) * COARSE_MS;
+  const url = await createBenchDatabase(ctx.server, `bench_accounts_${accounts}`);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await initSource(client);
+    ctx.log(`seeding ${ACCOUNTS_CLICKS} clicks over ${accounts} accounts`);
+    await seedSource(client, {
+      accounts,
+      rows: ACCOUNTS_CLICKS,
+      seed: 7,
+      days: 7,
+      end: new Date(boundary - 60_000),
+    });
+    await client.query('vacuum analyze');
+  } finally {
+    await client.end();
+  }
+  return url;
+}
+
+/** Runs every case once per round, the cases taking turns; each run in a fresh staging folder and control schema. */
+async function exportTurns(ctx: BenchContext, cases: readonly ExportCase[]): Promise<Map<string, CaseRuns>> {
+  const runs = ctx.options.exportRuns;
+  const results = new Map<string, CaseRuns>();
+  for (let r = 1; r <= runs; r++) {
+    for (const c of cases) {
+      ctx.log(`export round ${r}/${runs}: ${c.name}`);
+      const stagingDir = join(ctx.workDir, `${c.name}-${r}`);
+      const out = await runWharfChild({
+        kind: 'export',
+        format: 'csv',
+        sourceUrl: c.sourceUrl,
+        streams: c.streams,
+        sizes: { fineMs: 60_000, coarseMs: COARSE_MS },
+        settleMs: 0,
+        maxWindows: 1,
+        readers: c.readers,
+        controlSchema: `bench_${c.name.replace('-', '_')}_${r}`,
+        stagingDir,
+      });
+      const e = out.export!;
+      if (e.windows !== 1 || e.rows < ACCOUNTS_CLICKS) {
+        throw new Error(`expected one window of at least ${ACCOUNTS_CLICKS} rows, got ${JSON.stringify(e)}`);
+      }
+      const seen = results.get(c.name) ?? { seconds: [], rss: 0, objects: 0, parts: 0, rows: 0, mb: 0 };
+      seen.seconds.push(e.seconds);
+      seen.rss = Math.max(seen.rss, out.maxRssMB);
+      seen.objects = e.files;
+      seen.rows = e.rows;
+      seen.mb = e.bytes / 1_048_576;
+      seen.parts = await windowParts(stagingDir);
+      results.set(c.name, seen);
+    }
+  }
+  return results;
+}
+
+/** The row of a case: median seconds, rows/s, peak RSS, what was written and every run with its range. */
+function caseRow(name: string, x: CaseRuns): BenchRow {
+  const seconds = median(x.seconds);
+  return {
+    section: 'export',
+    name,
+    seconds: round(seconds),
+    rows: x.rows,
+    rowsPerSecond: Math.round(x.rows / seconds),
+    rssMB: round(x.rss, 0),
+    note: `${x.objects} object(s), ${x.parts} parts, ${round(x.mb)} MB; runs ${x.seconds.map((t) => round(t)).join(' / ')} s (range ${round(Math.min(...x.seconds))}–${round(Math.max(...x.seconds))})`,
+  };
+}
+
+/** Parts (one per account and stream) of the window staged in `stagingDir`, from its manifest. */
 async function windowParts(stagingDir: string): Promise<number> {
   const store = openStagingStore(`file://${stagingDir}`);
   let parts = 0;
