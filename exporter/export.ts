@@ -9,6 +9,7 @@ import { migrateControl } from '../control/control-schema.js';
 import { WindowsTable } from '../control/windows.js';
 import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { asConnectionLoss } from '../db/postgres/connection.js';
 import { withAdvisoryLock } from '../db/postgres/locks.js';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import {
@@ -233,7 +234,7 @@ function sourceError(error: unknown, stream: Stream, options: ExportOptions): Wh
       hint: 'run `wharf source init` or point --source-url / --source-schema at the platform database',
     });
   }
-  return withContext(error, { stream: stream.name });
+  return withContext(asConnectionLoss(error, 'source'), { stream: stream.name });
 }
 
 async function noteLongTransactions(
