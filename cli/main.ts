@@ -27,6 +27,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('s3-path-style', { type: 'boolean', describe: 'path-style S3 addressing' })
     .option('window', { type: 'string', describe: 'window size, e.g. 1m, 1s (env WHARF_WINDOW)' })
     .option('settle', { type: 'string', describe: 'settle time, e.g. 30s, 0s (env WHARF_SETTLE)' })
+    .option('lock-timeout', {
+      type: 'string',
+      describe: 'longest wait for a lock in a warehouse, e.g. 10s (env WHARF_LOCK_TIMEOUT)',
+    })
+    .option('statement-timeout', {
+      type: 'string',
+      describe: 'longest warehouse statement, e.g. 1h (env WHARF_STATEMENT_TIMEOUT)',
+    })
+    .option('stop-grace', {
+      type: 'string',
+      describe: 'time a running load gets to finish after SIGTERM, e.g. 20s (env WHARF_STOP_GRACE)',
+    })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON' })
     .option('verbose', { type: 'boolean', describe: 'debug logs and stack traces' })
     .command(commands)

@@ -34,6 +34,25 @@ export interface LoadOptions {
   readonly onProgress?: (event: LoadProgress) => void;
   /** Called between steps; tests use it to stop the process at a chosen point. */
   readonly onStep?: (step: string) => void;
+  /**
+   * Stops the load: no transaction starts once it aborts (the summary says what was committed); a transaction
+   * that the warehouse ends because of it fails as a `loadStopped` error (rolled back).
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** The code of the error a load ends with when its signal aborted it (nothing of its transaction committed). */
+export const LOAD_STOPPED = 'WHARF_STOPPED';
+
+/** The load was stopped (the process is shutting down) before it committed: rolled back, loaded by the next run. */
+export function loadStopped(connectorId: string, cause?: unknown): WharfError {
+  return new WharfError('load stopped before commit because the process is stopping; rolled back', {
+    kind: 'transient',
+    code: LOAD_STOPPED,
+    context: { connector: connectorId },
+    ...(cause === undefined ? {} : { cause }),
+    hint: 'nothing of it was committed; the next run loads these windows',
+  });
 }
 
 export interface LoadProgress {
@@ -80,6 +99,7 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     lastWindow: null,
   };
   const streams = catalog.streams.filter((s) => target.streams.includes(s.name));
+  if (options.signal?.aborted) throw loadStopped(target.connectorId);
   await options.warehouse.migrate(catalog, target.streams);
   options.onStep?.('migrated');
 
@@ -98,7 +118,7 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
   const budget = options.rowBudget ?? 2_000_000;
   const maxWindows = options.maxWindowsPerTransaction ?? 1000;
   let index = 0;
-  while (index < pending.length) {
+  while (index < pending.length && !options.signal?.aborted) {
     const batch: PlannedWindow[] = [];
     let rows = 0;
     while (index < pending.length && batch.length < maxWindows) {
@@ -115,6 +135,7 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
         result = await loadBatch(options, streams, batch, log);
         break;
       } catch (error) {
+        if (options.signal?.aborted) throw loadStopped(target.connectorId, error);
         // a row whose parent was updated later sits in a later window: take more windows into the transaction
         if (!isForeignKeyError(error)) throw error;
         if (index >= pending.length) {

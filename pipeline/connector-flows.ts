@@ -116,6 +116,7 @@ export async function testConnector(
     settings: creds.settings,
     secret: creds.secret,
     schema: c.schema,
+    session: rt.sessionLimits(),
   };
   const report = await checked(kind, target, String(c.id));
   const warehouse = await kind.open(target);

@@ -1,7 +1,8 @@
 import type { Connector } from '../connectors/connector-store.js';
 import { recordRun } from '../control/runs.js';
-import { oneLine, WharfError, withContext } from '../core/errors.js';
-import { tryAdvisoryLock } from '../db/postgres/locks.js';
+import { hasCode, oneLine, WharfError, withContext } from '../core/errors.js';
+import { LOCK_NOT_AVAILABLE } from '../db/postgres/lock-timeout.js';
+import { advisoryLockHolder, describeHolder, tryAdvisoryLock } from '../db/postgres/locks.js';
 import type { DestinationTarget } from '../destinations/destination-kind.js';
 import { kindOf } from '../destinations/registry.js';
 import { type LoadProgress, type LoadSummary, loadConnector } from '../loaders/load.js';
@@ -14,31 +15,48 @@ export function connectorLockKey(controlSchema: string, connectorId: string): st
   return `wharf.load.${controlSchema}.${connectorId}`;
 }
 
-/** What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock. */
+/**
+ * What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock
+ * (`heldBy` says which process, when it could be read).
+ */
 export type ConnectorJobResult =
   | { readonly status: 'ok'; readonly summary: LoadSummary; readonly ledger: LedgerStatus }
-  | { readonly status: 'skipped' };
+  | { readonly status: 'skipped'; readonly heldBy: string };
 
 export interface ConnectorJobOptions {
   /** Reload (re-deliver) every window in [from, to) from the stored files, whether done or not. */
   readonly replay?: { readonly from?: Date; readonly to?: Date };
   readonly onProgress?: (event: LoadProgress) => void;
+  /**
+   * Stops the job (the daemon is stopping): no new transaction starts; one waiting for a lock ends at once and
+   * a running one after the stop grace period (`--stop-grace`), rolled back.
+   */
+  readonly signal?: AbortSignal;
 }
 
-/** The target a connector's kind opens: its settings, decrypted secret fields, schema. */
-export async function destinationTarget(rt: Runtime, connector: Connector): Promise<DestinationTarget> {
+/** The target a connector's kind opens: its settings, decrypted secret fields, schema, session limits. */
+export async function destinationTarget(
+  rt: Runtime,
+  connector: Connector,
+  signal?: AbortSignal,
+): Promise<DestinationTarget> {
   const creds = await (await rt.connectors()).credentials(connector.id);
   return {
     connectorId: String(connector.id),
     settings: creds.settings,
     secret: creds.secret,
     schema: connector.schema,
+    session: rt.sessionLimits(signal),
   };
 }
 
 /** Opens a warehouse connector's warehouse with its decrypted credentials; the caller closes it. */
-export async function openWarehouse(rt: Runtime, connector: Connector): Promise<Warehouse> {
-  return kindOf(connector).open(await destinationTarget(rt, connector));
+export async function openWarehouse(
+  rt: Runtime,
+  connector: Connector,
+  signal?: AbortSignal,
+): Promise<Warehouse> {
+  return kindOf(connector).open(await destinationTarget(rt, connector, signal));
 }
 
 /**
@@ -80,11 +98,15 @@ export async function runConnectorJob(
   }
   if (!lock) {
     rt.metrics.loadSkips.inc({ connector: id });
+    const heldBy = await advisoryLockHolder(control, connectorLockKey(rt.settings.controlSchema, id)).then(
+      describeHolder,
+      () => describeHolder(undefined),
+    );
     await record('skipped');
-    return { status: 'skipped' };
+    return { status: 'skipped', heldBy };
   }
   try {
-    const warehouse = await openWarehouse(rt, connector);
+    const warehouse = await openWarehouse(rt, connector, options.signal);
     try {
       const summary = await loadConnector({
         control,
@@ -96,6 +118,7 @@ export async function runConnectorJob(
         logger: rt.logger,
         ...(options.replay ? { replay: options.replay } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       const ledger = await warehouse.status();
       rt.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
@@ -106,6 +129,7 @@ export async function runConnectorJob(
     }
   } catch (error) {
     const e = withContext(error, { connector: id });
+    if (hasCode(e, LOCK_NOT_AVAILABLE)) rt.metrics.lockTimeouts.inc({ connector: id });
     await record('failed', 0, 0, e.oneLine());
     throw e;
   } finally {

@@ -19,5 +19,6 @@ export const mssqlKind: DestinationKind<StoredSettings, Warehouse> = {
       connection: mssqlConnection(connection(t.settings), t.secret.password),
       schema: t.schema,
       connectorId: t.connectorId,
+      ...(t.session ? { session: t.session } : {}),
     }),
 };

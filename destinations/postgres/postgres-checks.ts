@@ -12,7 +12,10 @@ import {
   sslMode,
 } from '../../connectors/connection-url.js';
 import { redact, type Secret } from '../../core/secret.js';
+import { CONNECTION_LOST, watchClient } from '../../db/postgres/connection.js';
+import { isConnectionLoss } from '../../db/postgres/errors.js';
 import { literalPg, quotePg } from '../../db/postgres/quote.js';
+import { DEFAULT_SESSION_LIMITS } from '../../loaders/warehouse.js';
 import {
   CheckFailure,
   type CheckOptions,
@@ -190,7 +193,9 @@ export async function checkPostgresWarehouse(
       return value;
     } catch (error) {
       failed = true;
-      const code = error instanceof CheckFailure ? error.code : sqlstate(error);
+      const code =
+        (error instanceof CheckFailure ? error.code : sqlstate(error)) ??
+        (isConnectionLoss(error) ? CONNECTION_LOST : undefined);
       const line =
         error instanceof CheckFailure
           ? error.message
@@ -245,13 +250,20 @@ export async function checkPostgresWarehouse(
   await step(
     'authenticate',
     async () => {
-      const candidate = new pg.Client({
-        ...pgClientConfig(settings, password, offersTls),
-        connectionTimeoutMillis: timeoutMs * 2,
-      });
-      candidate.on('error', () => {});
+      const candidate = watchClient(
+        new pg.Client({
+          ...pgClientConfig(settings, password, offersTls),
+          connectionTimeoutMillis: timeoutMs * 2,
+        }),
+        'warehouse',
+      );
       try {
         await candidate.connect();
+        // a check waits for a lock no longer than a load would
+        await candidate.query(
+          "select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)",
+          [`${DEFAULT_SESSION_LIMITS.lockTimeoutMs}ms`, `${Math.max(60_000, timeoutMs * 12)}ms`],
+        );
         client = candidate;
       } catch (error) {
         await candidate.end().catch(() => {});

@@ -18,5 +18,6 @@ export const postgresKind: DestinationKind<StoredSettings, Warehouse> = {
       client: await pgConnectionConfig(connection(t.settings), t.secret.password),
       schema: t.schema,
       connectorId: t.connectorId,
+      ...(t.session ? { session: t.session } : {}),
     }),
 };
