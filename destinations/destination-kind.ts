@@ -24,6 +24,8 @@ const secret = z.instanceof(Secret);
  */
 export const destinationRequestSchema = z.object({
   url: z.string().min(1),
+  /** A warehouse schema to check against the engine's identifier limit (`connectors add`). */
+  schema: z.string().optional(),
   password: secret.optional(),
   accessKeyId: z.string().min(1).optional(),
   secretAccessKey: secret.optional(),

@@ -3,6 +3,7 @@ import { UsageError } from '../core/errors.js';
 import { type CheckReport, checkFailure } from '../destinations/check-report.js';
 import type { DestinationRequest, DestinationTarget } from '../destinations/destination-kind.js';
 import { destinationKind, kindOf } from '../destinations/registry.js';
+import { checkAccountExists, checkAddArguments } from './connector-request.js';
 import type { Runtime } from './runtime.js';
 
 /** What `connectors add` (and the API) asks for. */
@@ -12,6 +13,8 @@ export interface AddConnectorRequest extends DestinationRequest {
   readonly schema: string;
   readonly streams: readonly string[];
   readonly format: ConnectorFormat;
+  /** Add it even though the source has no such account (yet). */
+  readonly allowUnknownAccount?: boolean;
 }
 
 /** A connector as it may be shown anywhere: never a secret. */
@@ -61,15 +64,20 @@ async function checked(
 }
 
 /**
- * `connectors add`: refuses a second active connector of the family for the account, checks the destination
- * in order (reach, TLS, authenticate, permissions), prepares it (a warehouse's schema and tables), and only
- * then stores the connector with its encrypted secret.
+ * `connectors add`: checks every argument first (account, streams, format, the URL and the schema name, then
+ * that the account exists in the source), refuses a second active connector of the family for the account,
+ * checks the destination in order (reach, TLS, authenticate, permissions; a failed check leaves it as it
+ * was), prepares it (a warehouse's schema and tables) only once every check passed, and then stores the
+ * connector with its encrypted secret.
  */
 export async function addConnector(
   rt: Runtime,
   request: AddConnectorRequest,
 ): Promise<{ readonly id: string; readonly checks: CheckReport }> {
   const kind = destinationKind(request.engine);
+  checkAddArguments(request, rt.catalog);
+  const parsed = kind.parse(request);
+  if (!request.allowUnknownAccount) await checkAccountExists(rt, request.account);
   const store = await rt.connectors();
   const existing = (await store.list()).find(
     (c) =>
@@ -81,8 +89,12 @@ export async function addConnector(
       `disable it first: wharf connectors disable ${existing.id}`,
     );
   }
-  const parsed = kind.parse(request);
-  const target: DestinationTarget = { connectorId: 'new', ...parsed, schema: request.schema };
+  const target: DestinationTarget = {
+    connectorId: 'new',
+    ...parsed,
+    schema: request.schema,
+    session: rt.sessionLimits(),
+  };
   const checks = await checked(kind, target);
   const warehouse = await kind.open(target);
   try {

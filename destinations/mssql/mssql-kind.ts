@@ -1,5 +1,6 @@
 import { describeConnection } from '../../connectors/connection-url.js';
 import type { StoredSettings } from '../../connectors/connector-store.js';
+import { mssqlDialect } from '../../loaders/mssql/mssql-dialect.js';
 import { mssqlConnection } from '../../loaders/mssql/mssql-url.js';
 import { MssqlWarehouse } from '../../loaders/mssql/mssql-warehouse.js';
 import type { Warehouse } from '../../loaders/warehouse.js';
@@ -11,7 +12,7 @@ import { checkMssqlWarehouse } from './mssql-checks.js';
 export const mssqlKind: DestinationKind<StoredSettings, Warehouse> = {
   name: 'mssql',
   family: 'warehouse',
-  parse: (request) => parseWarehouseRequest(request, 'mssql'),
+  parse: (request) => parseWarehouseRequest(request, 'mssql', mssqlDialect.capabilities.maxIdentifierLength),
   describe: (settings) => describeConnection(connection(settings)),
   check: (t) => checkMssqlWarehouse(connection(t.settings), t.secret.password, t.schema),
   open: async (t) =>

@@ -278,6 +278,8 @@ export async function checkPostgresWarehouse(
   const probe = `_wharf_probe_${randomBytes(4).toString('hex')}`;
   const s = quotePg(schema);
   let probeCreated = false;
+  /** The schema step created the schema: a later failure drops it again (the warehouse is left as it was). */
+  let schemaCreated = false;
   try {
     await step(
       'database',
@@ -310,6 +312,7 @@ export async function checkPostgresWarehouse(
         }
         try {
           await client!.query(`create schema if not exists ${s}`);
+          schemaCreated = true;
         } catch (error) {
           if (sqlstate(error) === '42501')
             throw new CheckFailure(schemaGrant(settings, schema, false), '42501');
@@ -368,6 +371,8 @@ export async function checkPostgresWarehouse(
     });
   } finally {
     if (probeCreated) await client?.query(`drop table if exists ${s}.${quotePg(probe)}`).catch(() => {});
+    // a failed check leaves nothing behind: not the probe, nor a schema it created (restrict: only when empty)
+    if (failed && schemaCreated) await client?.query(`drop schema if exists ${s}`).catch(() => {});
     await client?.end().catch(() => {});
   }
   return { ok: !failed, target: clean(target), checks };
