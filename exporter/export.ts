@@ -7,7 +7,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../catalog/types.js';
 import { migrateControl } from '../control/control-schema.js';
 import { WindowsTable } from '../control/windows.js';
-import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
+import { AlreadyExistsError, IntegrityError, UsageError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { asConnectionLoss } from '../db/postgres/connection.js';
 import { withAdvisoryLock } from '../db/postgres/locks.js';
@@ -27,6 +27,7 @@ import {
   type Blocker,
   initialCursor,
   makeWindow,
+  parseWindowId,
   planWindows,
   readWatermark,
   type TimeWindow,
@@ -57,6 +58,23 @@ export interface ExportOptions {
   readonly onStep?: (step: 'file' | 'manifest') => void;
   /** Publish files with this many uploads at once (default 4). */
   readonly uploadConcurrency?: number;
+  /**
+   * Export committed windows again, each as its next revision (never over the files of an earlier one): these
+   * window ids (any revision of them), or the windows in [from, to). Nothing new is exported then.
+   */
+  readonly again?: ReExport;
+}
+
+/** Which committed windows to export again. */
+export interface ReExport {
+  readonly windowIds?: readonly string[];
+  readonly from?: Date;
+  readonly to?: Date;
+}
+
+/** The advisory lock one exporter of a format holds on the control database. */
+export function exportLockKey(controlSchema: string, format: string): string {
+  return `wharf.export.${controlSchema}.${format}`;
 }
 
 export interface ExportProgress {
@@ -145,11 +163,12 @@ export async function exportWindows(options: ExportOptions): Promise<ExportSumma
   const control = await options.control.connect();
   const cs = quotePg(options.controlSchema);
   const windowsTable = new WindowsTable(options.controlSchema);
-  const lockKey = `wharf.export.${options.controlSchema}.${options.format.name}`;
+  const lockKey = exportLockKey(options.controlSchema, options.format.name);
   try {
     await migrateControl(control, options.controlSchema);
     const done = await withAdvisoryLock(control, lockKey, options.lock ?? 'wait', async () => {
-      await exportClosed(options, control, cs, windowsTable, summary, log);
+      if (options.again) await exportAgain(options, options.again, control, windowsTable, summary, log);
+      else await exportClosed(options, control, cs, windowsTable, summary, log);
       return true;
     });
     if (!done) summary.skipped = true;
@@ -206,6 +225,49 @@ async function exportClosed(
     summary.bytes += result.bytes;
     if (result.manifest.window.revision > 0) summary.revisions++;
     options.onProgress?.({ window, index: index + 1, total: windows.length, rows: summary.rows });
+  }
+}
+
+/**
+ * Exports committed windows again, each as the revision after its newest one: new keys, so the files of the
+ * earlier revisions stay as they are; the loaders then load the new revision (it replaces the earlier ones).
+ */
+async function exportAgain(
+  options: ExportOptions,
+  again: ReExport,
+  control: pg.ClientBase,
+  windowsTable: WindowsTable,
+  summary: ExportSummary,
+  log: Logger,
+): Promise<void> {
+  const asked = (again.windowIds ?? []).map(parseWindowId);
+  const windows = await windowsTable.latestRevisions(control, options.format.name, {
+    ...(asked.length > 0 ? { spans: asked } : {}),
+    ...(again.from ? { endsAfter: again.from } : {}),
+    ...(again.to ? { startsBefore: again.to } : {}),
+  });
+  const missing = asked.filter(
+    (a) =>
+      !windows.some((w) => w.start.getTime() === a.start.getTime() && w.end.getTime() === a.end.getTime()),
+  );
+  if (missing.length > 0) {
+    throw new UsageError(
+      `window ${missing.map((w) => w.id).join(', ')} was never exported (or was pruned)`,
+      'only committed windows can be exported again; see the control table windows',
+    );
+  }
+  if (windows.length === 0) throw new UsageError('no exported window in that range');
+  for (const [index, w] of windows.entries()) {
+    const next = makeWindow(w.start, w.end, w.revision + 1);
+    log.info({ window: w.id, revision: next.revision }, `exporting window ${w.id} again as ${next.id}`);
+    const result = await exportWindowRevisions(options, control, windowsTable, next, log);
+    summary.windows++;
+    summary.revisions++;
+    summary.files += result.files - result.alreadyStaged;
+    summary.filesAlreadyStaged += result.alreadyStaged;
+    summary.rows += result.rows;
+    summary.bytes += result.bytes;
+    options.onProgress?.({ window: next, index: index + 1, total: windows.length, rows: summary.rows });
   }
 }
 

@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import type pg from 'pg';
 import type { Catalog, Stream } from '../catalog/types.js';
 import { type CommittedWindow, WindowsTable } from '../control/windows.js';
-import { hasCode, WharfError, withContext } from '../core/errors.js';
+import { hasCode, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { readManifest, type WindowManifest } from '../staging/manifest.js';
 import { type StagedPart, stagedParts } from '../staging/staged-part.js';
@@ -169,14 +169,41 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
   return summary;
 }
 
-/** The committed windows the load considers, in commit order (a replay: those of its range). */
-function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
+/**
+ * The committed windows the load considers, in commit order (a replay: those of its range). A revision that a
+ * newer revision of the same window replaces is left out: the newer one holds every row of the window as the
+ * source had it later, and a row changed since is in a later window (so a window re-exported because its files
+ * were lost loads from the new files).
+ */
+async function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
   const { from, to } = options.replay ?? {};
   const format = options.warehouse.dialect.capabilities.preferredFormat;
-  return new WindowsTable(options.controlSchema).committed(options.control, format, {
+  const all = await new WindowsTable(options.controlSchema).committed(options.control, format, {
     ...(from ? { endsAfter: from } : {}),
     ...(to ? { startsBefore: to } : {}),
   });
+  const newest = new Map<string, number>();
+  const span = (w: CommittedWindow) => `${w.start.getTime()}:${w.end.getTime()}`;
+  for (const w of all) newest.set(span(w), Math.max(newest.get(span(w)) ?? 0, w.revision));
+  return all.filter((w) => w.revision === newest.get(span(w)));
+}
+
+/**
+ * A staged file or manifest that is gone or damaged: the hint names the command that exports the window again
+ * (as a new revision, which the next load reads instead).
+ */
+function withRestageHint<E>(error: E, windowId: string): E {
+  if (!(error instanceof WharfError)) return error;
+  if (!(error instanceof IntegrityError || hasCode(error, 'NoSuchKey') || hasCode(error, 'ENOENT'))) {
+    return error;
+  }
+  const window =
+    error.context.window && !error.context.window.includes('..') ? error.context.window : windowId;
+  Object.defineProperty(error, 'hint', {
+    value: `export the window again as a new revision: wharf export --window ${window} (the next load reads it)`,
+    configurable: true,
+  });
+  return error;
 }
 
 async function readChecked(options: LoadOptions, window: CommittedWindow): Promise<WindowManifest> {
@@ -185,7 +212,7 @@ async function readChecked(options: LoadOptions, window: CommittedWindow): Promi
   try {
     manifest = await readManifest(options.store, window.manifestKey);
   } catch (error) {
-    throw withContext(error, ctx);
+    throw withRestageHint(withContext(error, ctx), window.id);
   }
   if (manifest.catalog !== options.catalog.name || manifest.catalog_version > options.catalog.version) {
     throw new WharfError(
@@ -296,7 +323,7 @@ async function loadBatch(
         hint: 'load the parent stream too (add it with --streams) or replay from an earlier window',
       });
     }
-    throw e;
+    throw withRestageHint(e, first);
   }
   log.info(
     { connector: target.connectorId, window: windowLabel, windows: batch.length, staged, merged },
