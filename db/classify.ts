@@ -16,3 +16,21 @@ export function classifyError(error: unknown): ErrorKind {
   }
   return 'terminal';
 }
+
+/** PostgreSQL: undefined table, column, schema; SQL Server: invalid object name, invalid column name. */
+const MISSING_OBJECT_CODES = new Set(['42P01', '42703', '3F000']);
+const MISSING_OBJECT_NUMBERS = new Set([208, 207]);
+
+/**
+ * True when the error (or anything it wraps) says a table, column or schema does not exist: a warehouse changed
+ * by hand, or a schema not migrated yet. By SQLSTATE and SQL Server error number, never by text.
+ */
+export function isMissingObject(error: unknown): boolean {
+  return causes(error).some((e) => {
+    const { code, number } = e as { code?: unknown; number?: unknown };
+    return (
+      (typeof code === 'string' && MISSING_OBJECT_CODES.has(code)) ||
+      (typeof number === 'number' && MISSING_OBJECT_NUMBERS.has(number))
+    );
+  });
+}

@@ -26,6 +26,13 @@ export interface LoadOptions {
   readonly warehouse: Warehouse;
   /** Replay: reload every window in [from, to) from its files, whether loaded or not. */
   readonly replay?: { readonly from?: Date; readonly to?: Date };
+  /**
+   * Only windows committed after this `seq` can be pending: every window up to it is known to be in the ledger
+   * (the connector's progress). Default: every committed window is checked against the ledger.
+   */
+  readonly afterSeq?: number;
+  /** Migrate the warehouse schema first (default true; skipped when the schema is known to be current). */
+  readonly migrate?: boolean;
   /** A transaction holds consecutive windows up to this many rows (default 2,000,000). */
   readonly rowBudget?: number;
   /** …and at most this many windows (default 1,000). */
@@ -70,6 +77,10 @@ export interface LoadSummary {
   quarantined: number;
   seconds: number;
   lastWindow: string | null;
+  /** The end of the last window loaded by this run, or null. */
+  lastWindowEnd: Date | null;
+  /** The newest committed window (by `seq`) this run considered: all of them are loaded when it succeeds. */
+  seenSeq: number;
 }
 
 interface PlannedWindow {
@@ -97,13 +108,16 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     quarantined: 0,
     seconds: 0,
     lastWindow: null,
+    lastWindowEnd: null,
+    seenSeq: 0,
   };
   const streams = catalog.streams.filter((s) => target.streams.includes(s.name));
   if (options.signal?.aborted) throw loadStopped(target.connectorId);
-  await options.warehouse.migrate(catalog, target.streams);
+  if (options.migrate ?? true) await options.warehouse.migrate(catalog, target.streams);
   options.onStep?.('migrated');
 
   const committed = await committedWindows(options);
+  summary.seenSeq = committed.reduce((m, w) => Math.max(m, w.seq), options.afterSeq ?? 0);
   const loaded = options.replay
     ? new Map<string, Set<string>>()
     : await options.warehouse.loaded(committed.map((w) => w.id));
@@ -163,6 +177,7 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     summary.rowsMerged += result.merged;
     summary.quarantined += result.quarantined;
     summary.lastWindow = batch[batch.length - 1]!.window.id;
+    summary.lastWindowEnd = batch[batch.length - 1]!.window.end;
     options.onProgress?.({ windowsDone: index, windowsTotal: pending.length, rows: summary.rowsStaged });
   }
   summary.seconds = (Date.now() - started) / 1000;
@@ -181,6 +196,7 @@ async function committedWindows(options: LoadOptions): Promise<CommittedWindow[]
   const all = await new WindowsTable(options.controlSchema).committed(options.control, format, {
     ...(from ? { endsAfter: from } : {}),
     ...(to ? { startsBefore: to } : {}),
+    ...(!options.replay && options.afterSeq ? { afterSeq: options.afterSeq } : {}),
   });
   const newest = new Map<string, number>();
   const span = (w: CommittedWindow) => `${w.start.getTime()}:${w.end.getTime()}`;

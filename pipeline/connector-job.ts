@@ -1,26 +1,36 @@
 import type { Connector } from '../connectors/connector-store.js';
-import { recordRun } from '../control/runs.js';
-import { hasCode, oneLine, WharfError, withContext } from '../core/errors.js';
+import { type ConnectorProgress, ProgressTable } from '../control/progress.js';
+import { type RunKind, recordRun } from '../control/runs.js';
+import { hasCode, withContext } from '../core/errors.js';
 import { LOCK_NOT_AVAILABLE } from '../db/postgres/lock-timeout.js';
 import { advisoryLockHolder, describeHolder, tryAdvisoryLock } from '../db/postgres/locks.js';
-import type { DestinationTarget } from '../destinations/destination-kind.js';
+import type { DeliverySummary } from '../delivery/deliver-connector.js';
 import { kindOf } from '../destinations/registry.js';
-import { type LoadProgress, type LoadSummary, loadConnector } from '../loaders/load.js';
-import type { LedgerStatus, Warehouse } from '../loaders/warehouse.js';
+import type { LoadProgress, LoadSummary } from '../loaders/load.js';
+import { deliverBucket } from './bucket-job.js';
 import { recordSafely } from './run-record.js';
 import type { Runtime } from './runtime.js';
+import { loadWarehouse } from './warehouse-job.js';
+
+export { destinationTarget } from './destination-target.js';
+export { openWarehouse } from './warehouse-job.js';
 
 /** The advisory lock a connector's job holds on the control database: one job of a connector at a time. */
 export function connectorLockKey(controlSchema: string, connectorId: string): string {
   return `wharf.load.${controlSchema}.${connectorId}`;
 }
 
+/** What a connector's work did: a warehouse load, or a bucket delivery. */
+export type ConnectorWork =
+  | { readonly family: 'warehouse'; readonly summary: LoadSummary }
+  | { readonly family: 'bucket'; readonly summary: DeliverySummary };
+
 /**
  * What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock
  * (`heldBy` says which process, when it could be read).
  */
 export type ConnectorJobResult =
-  | { readonly status: 'ok'; readonly summary: LoadSummary; readonly ledger: LedgerStatus }
+  | (ConnectorWork & { readonly status: 'ok'; readonly progress: ConnectorProgress | undefined })
   | { readonly status: 'skipped'; readonly heldBy: string };
 
 export interface ConnectorJobOptions {
@@ -34,34 +44,31 @@ export interface ConnectorJobOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The target a connector's kind opens: its settings, decrypted secret fields, schema, session limits. */
-export async function destinationTarget(
-  rt: Runtime,
-  connector: Connector,
-  signal?: AbortSignal,
-): Promise<DestinationTarget> {
-  const creds = await (await rt.connectors()).credentials(connector.id);
-  return {
-    connectorId: String(connector.id),
-    settings: creds.settings,
-    secret: creds.secret,
-    schema: connector.schema,
-    session: rt.sessionLimits(signal),
-  };
+/** Windows (warehouse) or deliveries (bucket) and rows a connector's work moved. */
+export function workCounts(work: ConnectorWork): { readonly windows: number; readonly rows: number } {
+  return work.family === 'warehouse'
+    ? { windows: work.summary.windows, rows: work.summary.rowsStaged }
+    : { windows: work.summary.deliveries, rows: work.summary.rows };
 }
 
-/** Opens a warehouse connector's warehouse with its decrypted credentials; the caller closes it. */
-export async function openWarehouse(
+/** The run history's kind for a connector of this family. */
+const RUN_KIND: Readonly<Record<Connector['family'], RunKind>> = { warehouse: 'load', bucket: 'deliver' };
+
+/** Does a connector's work: a warehouse's load, a bucket's deliveries (one function per family). */
+async function doWork(
   rt: Runtime,
   connector: Connector,
-  signal?: AbortSignal,
-): Promise<Warehouse> {
-  return kindOf(connector).open(await destinationTarget(rt, connector, signal));
+  options: ConnectorJobOptions,
+): Promise<ConnectorWork> {
+  const kind = kindOf(connector);
+  return kind.family === 'warehouse'
+    ? { family: 'warehouse', summary: await loadWarehouse(rt, connector, options) }
+    : { family: 'bucket', summary: await deliverBucket(rt, connector, options) };
 }
 
 /**
  * A connector's job: under its advisory try-lock (on a connection of its own to the control database, so that
- * a crash releases it at once), load every window it has not loaded yet (or replay a range). Every run is
+ * a crash releases it at once), load (or deliver) every window it has not yet, or replay a range. Every run is
  * recorded in the control `runs` table (ok, skipped or failed, with the one-line reason) and counted in the
  * metrics, whoever started it. Errors carry the connector in their context.
  */
@@ -77,7 +84,7 @@ export async function runConnectorJob(
     recordSafely(rt, () =>
       recordRun(control, rt.settings.controlSchema, {
         connectorId: id,
-        kind: 'load',
+        kind: RUN_KIND[connector.family],
         startedAt,
         finishedAt: new Date(),
         status,
@@ -106,27 +113,12 @@ export async function runConnectorJob(
     return { status: 'skipped', heldBy };
   }
   try {
-    const warehouse = await openWarehouse(rt, connector, options.signal);
-    try {
-      const summary = await loadConnector({
-        control,
-        controlSchema: rt.settings.controlSchema,
-        store: rt.store(),
-        catalog: rt.catalog,
-        target: { connectorId: id, account: String(connector.account), streams: connector.streams },
-        warehouse,
-        logger: rt.logger,
-        ...(options.replay ? { replay: options.replay } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      const ledger = await warehouse.status();
-      rt.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
-      await record('ok', summary.windows, summary.rowsStaged);
-      return { status: 'ok', summary, ledger };
-    } finally {
-      await warehouse.close();
-    }
+    const work = await doWork(rt, connector, options);
+    const { windows, rows } = workCounts(work);
+    rt.metrics.rowsLoaded.inc({ connector: id }, rows);
+    await record('ok', windows, rows);
+    const progress = await new ProgressTable(rt.settings.controlSchema).get(control, id);
+    return { ...work, status: 'ok', progress };
   } catch (error) {
     const e = withContext(error, { connector: id });
     if (hasCode(e, LOCK_NOT_AVAILABLE)) rt.metrics.lockTimeouts.inc({ connector: id });
@@ -135,11 +127,4 @@ export async function runConnectorJob(
   } finally {
     await lock.release();
   }
-}
-
-/** A connector job's failure in one line (for reports that go on with the other connectors). */
-export function failureLine(error: unknown, connectorId: string): string {
-  return error instanceof WharfError
-    ? withContext(error, { connector: connectorId }).oneLine()
-    : oneLine(error);
 }

@@ -29,11 +29,12 @@ export function accountId(account: number | string): string {
 }
 
 /**
- * Checks the arguments of `connectors add` that need no server: the account id, the streams (known, at least
- * one, none twice) and the format. Throws the first problem as a usage error.
+ * Checks the arguments of `connectors add` that need no server, whatever the destination kind: the account id,
+ * the streams (known, at least one, none twice) and the format. Throws the first problem as a usage error;
+ * returns the account id as text.
  */
-export function checkAddArguments(args: AddArguments, catalog: Catalog): void {
-  accountId(args.account);
+export function checkAddArguments(args: AddArguments, catalog: Catalog): string {
+  const account = accountId(args.account);
   const known = catalog.streams.map((s) => s.name);
   const unknown = args.streams.filter((s) => !known.includes(s));
   if (unknown.length > 0) {
@@ -50,6 +51,7 @@ export function checkAddArguments(args: AddArguments, catalog: Catalog): void {
   if (!(FORMATS as readonly string[]).includes(args.format)) {
     throw new UsageError(`unknown format "${args.format}"`, `use ${FORMATS.join(', ')}`);
   }
+  return account;
 }
 
 /** The catalog's tenant table: the stream whose primary key is its tenant column (`accounts.id`). */

@@ -1,5 +1,6 @@
 import type { Connector } from '../connectors/connector-store.js';
 import { withContext } from '../core/errors.js';
+import type { DeliverySummary } from '../delivery/deliver-connector.js';
 import type { LoadProgress, LoadSummary } from '../loaders/load.js';
 import { runConnectorJob } from './connector-job.js';
 import type { Runtime } from './runtime.js';
@@ -12,7 +13,10 @@ export interface NotLoaded {
 }
 
 export interface ConnectorsRun {
+  /** Warehouse connectors' loads. */
   connectors: LoadSummary[];
+  /** Bucket connectors' deliveries. */
+  deliveries: DeliverySummary[];
   failures: { connector: string; error: string }[];
   /** Connectors another process was loading (it holds their lock): which process, in `heldBy`. */
   skipped: { connector: string; heldBy: string }[];
@@ -41,7 +45,7 @@ export interface ConnectorsRunOptions {
 export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions = {}): Promise<ConnectorsRun> {
   const store = await rt.connectors();
   const all = options.connector ? [await store.get(options.connector)] : await store.list();
-  const out: ConnectorsRun = { connectors: [], failures: [], skipped: [], notLoaded: [] };
+  const out: ConnectorsRun = { connectors: [], deliveries: [], failures: [], skipped: [], notLoaded: [] };
   const targets: Connector[] = [];
   for (const c of all) {
     if (options.connector || c.state === 'active') targets.push(c);
@@ -59,7 +63,8 @@ export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions =
       if (result.status === 'skipped') {
         out.skipped.push({ connector: String(connector.id), heldBy: result.heldBy });
       } else {
-        out.connectors.push(result.summary);
+        if (result.family === 'warehouse') out.connectors.push(result.summary);
+        else out.deliveries.push(result.summary);
       }
     } catch (error) {
       const e = withContext(error, { connector: String(connector.id) });

@@ -1,6 +1,10 @@
+import type { Connector } from '../connectors/connector-store.js';
+import { type DeliveryStats, deliveryStats } from '../control/deliveries.js';
+import { ProgressTable } from '../control/progress.js';
 import { connectorRunStats, statsFor } from '../control/runs.js';
 import { WindowsTable } from '../control/windows.js';
 import { errorMessage } from '../core/errors.js';
+import type { LedgerStatus } from '../loaders/warehouse.js';
 import { STAGING_FORMAT } from '../staging/manifest.js';
 import { openWarehouse } from './connector-job.js';
 import type { Runtime } from './runtime.js';
@@ -22,6 +26,8 @@ export interface ConnectorStatus {
   /** The last failed run's one-line reason (from the control `runs` table). */
   lastError: string | null;
   lastErrorAt: string | null;
+  /** A bucket connector's deliveries: done, objects and bytes in all, the last one. */
+  delivery?: DeliveryStats;
   /** Rows loaded, loads, skips and failures since 00:00 UTC. */
   rowsToday: number;
   loadsToday: number;
@@ -36,6 +42,19 @@ export interface StatusReport {
   readonly connectors: readonly ConnectorStatus[];
 }
 
+/** A connector that never ran. */
+const NOTHING_YET = { lastWindowId: null, lastWindowEnd: null, rows: 0, windows: 0 } as const;
+
+/** What a connector's warehouse ledger says (for a connector without progress in the control database). */
+async function ledgerOf(rt: Runtime, c: Connector): Promise<LedgerStatus> {
+  const wh = await openWarehouse(rt, c);
+  try {
+    return await wh.status();
+  } finally {
+    await wh.close();
+  }
+}
+
 /** Per connector: state, last window loaded, lag, rows, what it has still to read, and today's runs. */
 export async function statusReport(rt: Runtime): Promise<StatusReport> {
   const control = await rt.control();
@@ -43,6 +62,8 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
   const windows = new WindowsTable(rt.settings.controlSchema);
   const exported = await windows.summary(control, STAGING_FORMAT);
   const runs = await connectorRunStats(control, rt.settings.controlSchema);
+  const known = await new ProgressTable(rt.settings.controlSchema).all(control);
+  const deliveries = await deliveryStats(control, rt.settings.controlSchema);
   const out: ConnectorStatus[] = [];
   for (const c of await store.list()) {
     const r = statsFor(runs, String(c.id));
@@ -66,22 +87,27 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
       skipsToday: r.skipsToday,
       failuresToday: r.failuresToday,
     };
+    if (c.family === 'bucket') {
+      s.delivery = deliveries.get(String(c.id)) ?? {
+        deliveries: 0,
+        objects: 0,
+        bytes: 0,
+        lastDelivery: null,
+        lastDeliveredAt: null,
+      };
+    }
     if (c.state !== 'disabled') {
       try {
-        const wh = await openWarehouse(rt, c);
-        try {
-          const l = await wh.status();
-          s.lastWindow = l.lastWindowId;
-          s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
-          s.lagSeconds = l.lastWindowEnd
-            ? Math.round((exported.dbNow.getTime() - l.lastWindowEnd.getTime()) / 1000)
-            : null;
-          s.rows = l.rows;
-          s.windowsLoaded = l.windows;
-          s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
-        } finally {
-          await wh.close();
-        }
+        // from the control database; a connector that never ran under this version: its warehouse's ledger
+        const l = known.get(String(c.id)) ?? (c.family === 'warehouse' ? await ledgerOf(rt, c) : NOTHING_YET);
+        s.lastWindow = l.lastWindowId;
+        s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
+        s.lagSeconds = l.lastWindowEnd
+          ? Math.round((exported.dbNow.getTime() - l.lastWindowEnd.getTime()) / 1000)
+          : null;
+        s.rows = l.rows;
+        s.windowsLoaded = l.windows;
+        s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
       } catch (error) {
         s.error = errorMessage(error);
       }

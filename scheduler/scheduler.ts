@@ -1,10 +1,15 @@
 import pLimit from 'p-limit';
 import type { Connector } from '../connectors/connector-store.js';
-import { WindowsTable } from '../control/windows.js';
+import { ProgressTable } from '../control/progress.js';
 import { type ErrorKind, hasCode, oneLine, withContext } from '../core/errors.js';
 import { classifyError } from '../db/classify.js';
 import type { ExportSummary } from '../exporter/export.js';
-import { type ConnectorJobResult, openWarehouse, runConnectorJob } from '../pipeline/connector-job.js';
+import {
+  type ConnectorJobResult,
+  openWarehouse,
+  runConnectorJob,
+  workCounts,
+} from '../pipeline/connector-job.js';
 import { runExportJob } from '../pipeline/export-job.js';
 import type { PipelineMetrics } from '../pipeline/metrics.js';
 import { type PruneSummary, pruneStaging } from '../pipeline/retention.js';
@@ -57,10 +62,8 @@ export interface TickReport {
   readonly retention: PruneSummary | null;
 }
 
-interface WindowsMark {
-  /** Changes whenever a window is exported (count and newest export time). */
-  readonly key: string;
-  readonly newestEnd: Date | null;
+/** The database's clock, read once per tick (lags are measured on it). */
+interface DbClock {
   readonly dbNow: Date;
   readonly readAt: number;
 }
@@ -94,8 +97,6 @@ export class Scheduler {
   readonly metrics: PipelineMetrics;
   readonly #ctx: Runtime;
   readonly #options: SchedulerOptions;
-  /** Per connector, the windows mark of its last successful load by this process. */
-  readonly #loadedAt = new Map<string, string>();
   #lastActivity = Date.now();
   #lastTick: TickReport | undefined;
   #lastRetention = 0;
@@ -201,15 +202,20 @@ export class Scheduler {
   async #loadAll(signal: AbortSignal | undefined): Promise<ConnectorOutcome[]> {
     const store = await this.#ctx.connectors();
     const active = (await store.list()).filter((c) => c.state === 'active');
-    const mark = await this.#windowsMark();
+    const control = await this.#ctx.control();
+    const progress = new ProgressTable(this.#ctx.settings.controlSchema);
+    // one query tells who is behind; the others cost nothing more this tick
+    const behind = new Set(await progress.behind(control, STAGING_FORMAT));
+    const known = await progress.all(control);
+    const mark = await this.#clock();
     const limit = pLimit(Math.max(1, this.#options.concurrency ?? 4));
     return Promise.all(
       active.map((connector) =>
         limit(async (): Promise<ConnectorOutcome> => {
           const id = String(connector.id);
           if (signal?.aborted) return { connector: id, status: 'stopped', windows: 0, rows: 0 };
-          if (this.#loadedAt.get(id) === mark.key) {
-            this.#setLag(id, mark, mark.newestEnd);
+          if (!behind.has(id)) {
+            this.#setLag(id, mark, known.get(id)?.lastWindowEnd ?? null);
             return { connector: id, status: 'current', windows: 0, rows: 0 };
           }
           const outcome = await this.#loadConnector(connector, mark, signal);
@@ -222,7 +228,7 @@ export class Scheduler {
 
   async #loadConnector(
     connector: Connector,
-    mark: WindowsMark,
+    mark: DbClock,
     signal: AbortSignal | undefined,
   ): Promise<ConnectorOutcome> {
     const ctx = this.#ctx;
@@ -277,22 +283,21 @@ export class Scheduler {
       ctx.logger.info({ connector: id }, `connector ${id}: its previous load is still running; skipped`);
       return { connector: id, status: 'skipped', windows: 0, rows: 0 };
     }
-    const { summary, ledger } = result;
-    this.#loadedAt.set(id, mark.key);
-    this.#setLag(id, mark, ledger.lastWindowEnd);
-    return { connector: id, status: 'ok', windows: summary.windows, rows: summary.rowsStaged };
+    const { windows, rows } = workCounts(result);
+    this.#setLag(id, mark, result.progress?.lastWindowEnd ?? null);
+    return { connector: id, status: 'ok', windows, rows };
   }
 
-  #setLag(id: string, mark: WindowsMark, lastWindowEnd: Date | null): void {
+  #setLag(id: string, mark: DbClock, lastWindowEnd: Date | null): void {
     if (!lastWindowEnd) return;
     const now = mark.dbNow.getTime() + (Date.now() - mark.readAt);
     this.metrics.connectorLag.set({ connector: id }, Math.max(0, (now - lastWindowEnd.getTime()) / 1000));
   }
 
-  async #windowsMark(): Promise<WindowsMark> {
+  async #clock(): Promise<DbClock> {
     const control = await this.#ctx.control();
-    const w = await new WindowsTable(this.#ctx.settings.controlSchema).summary(control, STAGING_FORMAT);
-    return { key: `${w.count}:${w.newestSeq}`, newestEnd: w.newestEnd, dbNow: w.dbNow, readAt: Date.now() };
+    const { rows } = await control.query<{ now: Date }>('select now() as now');
+    return { dbNow: rows[0]!.now, readAt: Date.now() };
   }
 
   async #retention(): Promise<PruneSummary | null> {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileMetaData, RowGroup, SchemaElement } from 'hyparquet';
@@ -6,19 +5,16 @@ import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
 import type { Column, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
+import { WHARF_VERSION } from '../../core/version.js';
 import { waitForDrain } from './drain.js';
-import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, InputForm, RowSink } from './file-format.js';
 import { ColumnBuffer, columnSpec } from './parquet/columns.js';
 import { writeColumnChunk } from './parquet/encoding.js';
 
 export { unscaledDecimal, uuidBytes } from './parquet/values.js';
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
-
 /** `created_by` in every file: fixed, so the same rows give the same bytes. */
-export const PARQUET_CREATED_BY = `wharf ${VERSION}`;
+export const PARQUET_CREATED_BY = `wharf ${WHARF_VERSION}`;
 
 /** How the parquet writer buffers rows: a row group is written when either limit is reached. */
 export interface ParquetFormatConfig {
@@ -26,6 +22,11 @@ export interface ParquetFormatConfig {
   readonly rowGroupRows?: number;
   /** Bytes of COPY text per row group (default 16 MiB): bounds memory for wide rows. */
   readonly rowGroupBytes?: number;
+  /**
+   * `select` (default): fields as this format's `selectExpression` prints them (epoch microseconds, day
+   * numbers); `staged`: PostgreSQL's plain text of each column, as csv.gz staging files hold it.
+   */
+  readonly input?: InputForm;
 }
 
 const DEFAULT_ROW_GROUP_ROWS = 65_536;
@@ -69,7 +70,7 @@ class ParquetSink implements RowSink {
 
   constructor(stream: Stream, out: Writable, config: ParquetFormatConfig) {
     this.#out = out;
-    const specs = stream.columns.map(columnSpec);
+    const specs = stream.columns.map((c) => columnSpec(c, config.input));
     this.#columns = specs.map((spec) => new ColumnBuffer(spec));
     this.#schema = [{ name: 'schema', num_children: specs.length }, ...specs.map((s) => s.element)];
     this.#rowGroupRows = config.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS;
@@ -182,7 +183,7 @@ export function createParquetFormat(config: ParquetFormatConfig = {}): FileForma
   return {
     name: 'parquet',
     extension: 'parquet',
-    selectExpression,
+    selectExpression: config.input === 'staged' ? (_column, quoted) => quoted : selectExpression,
     open(stream: Stream, out: Writable): RowSink {
       if (!LITTLE_ENDIAN) throw new WharfError('the parquet writer needs a little-endian machine');
       return new ParquetSink(stream, out, config);

@@ -1,0 +1,218 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { z } from 'zod';
+import { IntegrityError, WharfError } from '../core/errors.js';
+import { openSpool, type Spool } from '../exporter/spool-file.js';
+import { GzipOutput } from '../exporter/writers/gzip-output.js';
+import type { StagingStore, StoredObject } from '../staging/staging-store.js';
+import { CALL_TYPES } from './row-to-call.js';
+
+export const CALL_MANIFEST_VERSION = 1;
+
+/** A file's uncompressed size at which the next call starts a new file. */
+export const DEFAULT_CALL_FILE_BYTES = 64 * 1024 * 1024;
+
+/** Rejected rows kept as examples in a manifest (all are counted per reason). */
+export const REJECTED_SAMPLES = 100;
+
+const sha = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const callFileSchema = z.object({
+  key: z.string().min(1),
+  calls: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: sha,
+});
+export type CallFile = z.infer<typeof callFileSchema>;
+
+export const callManifestSchema = z.object({
+  format_version: z.literal(CALL_MANIFEST_VERSION),
+  sync_id: z.string(),
+  run_id: z.string(),
+  type: z.enum(CALL_TYPES),
+  /** The SQL sent, with `$1` / `@p1`; the parameter's value is apart. */
+  sql: z.string(),
+  parameter: z.object({ type: z.string(), kind: z.string(), value: z.string() }).nullable(),
+  /** The instant `{{last_sync_time}}` stood for (lookback taken off), µs since the epoch. */
+  since_micros: z.number().int().nonnegative(),
+  /** The run's start on the warehouse's clock: the next run's `last_sync_time`. */
+  started_at: z.string(),
+  started_at_micros: z.number().int().nonnegative(),
+  rows: z.number().int().nonnegative(),
+  calls: z.number().int().nonnegative(),
+  rejected: z.number().int().nonnegative(),
+  /** Calls left out because a run of this sync already delivered them (lookback re-reads). */
+  already_sent: z.number().int().nonnegative(),
+  rejections: z.record(z.string(), z.number().int().positive()),
+  rejected_samples: z.array(z.object({ row: z.number().int().positive(), reason: z.string() })),
+  files: z.array(callFileSchema),
+});
+export type CallManifest = z.infer<typeof callManifestSchema>;
+
+/** The prefix of one run's objects: `retl/<sync id>/<run id>/`. */
+export function runPrefix(syncId: string, runId: string): string {
+  for (const [what, id] of [
+    ['sync', syncId],
+    ['run', runId],
+  ] as const) {
+    if (!/^[A-Za-z0-9_-]{1,100}$/.test(id))
+      throw new WharfError(`invalid reverse-ETL ${what} id ${JSON.stringify(id)}`);
+  }
+  return `retl/${syncId}/${runId}/`;
+}
+
+/** Where a run's manifest lives: written after all its files, it is the only mark that they are complete. */
+export function callManifestKey(syncId: string, runId: string): string {
+  return `${runPrefix(syncId, runId)}manifest.json`;
+}
+
+export interface CallFileWriterConfig {
+  readonly store: StagingStore;
+  readonly syncId: string;
+  readonly runId: string;
+  /** A local directory for files before they are staged. */
+  readonly spoolDir: string;
+  /** Default `DEFAULT_CALL_FILE_BYTES`. */
+  readonly maxFileBytes?: number;
+}
+
+/**
+ * Writes a run's calls as immutable NDJSON gzip files, `retl/<sync>/<run>/calls-000001.ndjson.gz`, …:
+ * one call per line, a new file past `maxFileBytes`; each file is spooled locally (hashed on its way to
+ * disk), then put in the staging store under its deterministic key. Memory holds one gzip buffer.
+ */
+export class CallFileWriter {
+  readonly #config: CallFileWriterConfig;
+  readonly #files: CallFile[] = [];
+  #spool: Spool | undefined;
+  #gzip: GzipOutput | undefined;
+  #calls = 0;
+  #bytes = 0;
+
+  constructor(config: CallFileWriterConfig) {
+    runPrefix(config.syncId, config.runId);
+    this.#config = config;
+  }
+
+  /** Adds one call's line; when it returns a promise, wait for it before the next. */
+  add(line: string): undefined | Promise<void> {
+    if (this.#gzip === undefined) this.#open();
+    this.#calls++;
+    this.#bytes += line.length + 1;
+    const wait = this.#gzip!.writeText(`${line}\n`);
+    if (this.#bytes >= (this.#config.maxFileBytes ?? DEFAULT_CALL_FILE_BYTES)) {
+      return (wait ?? Promise.resolve()).then(() => this.#close());
+    }
+    return wait;
+  }
+
+  /** Stages the last file; resolves with every file written, in order. */
+  async finish(): Promise<readonly CallFile[]> {
+    if (this.#gzip !== undefined) await this.#close();
+    return this.#files;
+  }
+
+  /** Removes the local file of an unfinished write. */
+  async discard(): Promise<void> {
+    await this.#spool?.discard();
+  }
+
+  #open(): void {
+    this.#spool = openSpool(this.#config.spoolDir);
+    this.#gzip = new GzipOutput(this.#spool.out);
+    this.#calls = 0;
+    this.#bytes = 0;
+  }
+
+  async #close(): Promise<void> {
+    const spool = this.#spool!;
+    await this.#gzip!.end();
+    const file = await spool.done;
+    const { syncId, runId, store } = this.#config;
+    const key = `${runPrefix(syncId, runId)}calls-${String(this.#files.length + 1).padStart(6, '0')}.ndjson.gz`;
+    let stored: StoredObject;
+    try {
+      stored = await store.putFile(key, file.path, {
+        sha256: file.sha256,
+        contentType: 'application/x-ndjson',
+      });
+    } finally {
+      await rm(file.path, { force: true });
+    }
+    this.#files.push({ key, calls: this.#calls, bytes: stored.bytes, sha256: file.sha256 });
+    this.#spool = undefined;
+    this.#gzip = undefined;
+  }
+}
+
+/** Stages a run's manifest (after its files). Returns its key. */
+export async function writeCallManifest(
+  store: StagingStore,
+  manifest: CallManifest,
+  spoolDir: string,
+): Promise<string> {
+  const key = callManifestKey(manifest.sync_id, manifest.run_id);
+  const text = `${JSON.stringify(callManifestSchema.parse(manifest), null, 2)}\n`;
+  await mkdir(spoolDir, { recursive: true });
+  const path = join(spoolDir, `${randomUUID()}.manifest`);
+  await writeFile(path, text);
+  try {
+    const sha256 = createHash('sha256').update(text).digest('hex');
+    await store.putFile(key, path, { sha256, contentType: 'application/json' });
+  } finally {
+    await rm(path, { force: true });
+  }
+  return key;
+}
+
+/** Reads and checks a run's manifest; undefined when the run has none (its files are incomplete). */
+export async function readCallManifest(store: StagingStore, key: string): Promise<CallManifest | undefined> {
+  if ((await store.stat(key)) === undefined) return undefined;
+  let text = '';
+  for await (const chunk of await store.get(key)) text += chunk.toString();
+  const parsed = callManifestSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new IntegrityError(`reverse-ETL manifest ${key} is not valid: ${parsed.error.issues[0]?.message}`, {
+      context: { key },
+      hint: 'the staged run was changed; run the sync again instead of replaying it',
+    });
+  }
+  return parsed.data;
+}
+
+/**
+ * The calls of a run, in order, one JSON line each, read back from its files (each checked against its
+ * sha256 and count). Streams: one chunk of one file in memory at a time.
+ */
+export async function* readCalls(store: StagingStore, manifest: CallManifest): AsyncGenerator<string> {
+  for (const file of manifest.files) {
+    const gunzip = createGunzip();
+    const source = await store.get(file.key, file.sha256);
+    source.on('error', (error) => gunzip.destroy(error));
+    source.pipe(gunzip);
+    gunzip.setEncoding('utf8');
+    let rest = '';
+    let calls = 0;
+    for await (const chunk of gunzip as AsyncIterable<string>) {
+      const text = rest + chunk;
+      let start = 0;
+      for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+        calls++;
+        yield text.slice(start, end);
+        start = end + 1;
+      }
+      rest = text.slice(start);
+    }
+    if (rest !== '' || calls !== file.calls) {
+      throw new IntegrityError(
+        `staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`,
+        {
+          context: { key: file.key },
+          hint: 'the staged file was changed; run the sync again instead of replaying it',
+        },
+      );
+    }
+  }
+}
