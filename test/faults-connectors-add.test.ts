@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, connect as netConnect, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../core/errors.js';
 import { mssqlKind } from '../destinations/mssql/mssql-kind.js';
 import { postgresKind } from '../destinations/postgres/postgres-kind.js';
 import { wharf } from './helpers/cli.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
+import { S3RVER_CREDENTIALS, startS3, type TestS3 } from './helpers/s3.js';
 import { tempDir } from './helpers/wharf.js';
 
 /** `connectors add` with bad arguments: refused in one line (exit 2) before any server is touched. */
@@ -28,10 +30,11 @@ async function warehouseObjects(url = warehouseUrl): Promise<string[]> {
   return rows.map((r) => r.o);
 }
 
+/** The connectors stored and not disabled. */
 async function connectors(): Promise<{ account_id: string; schema: string }[]> {
   return query<{ account_id: string; schema: string }>(
     sourceUrl,
-    'select account_id, schema from wharf.connectors order by id',
+    "select account_id, schema from wharf.connectors where state <> 'disabled' order by id",
   ).catch(() => []);
 }
 
@@ -86,6 +89,85 @@ describe('`connectors add` refuses a bad argument in one line, exit 2, creating 
     expect(r.stderr).not.toContain('NaN');
     expect(await warehouseObjects()).toEqual(before);
     expect(await connectors()).toEqual([]);
+  });
+});
+
+describe('a bucket connector gets the same argument checks (account, streams) before its bucket is touched', () => {
+  let s3: TestS3;
+  /** A TCP proxy in front of s3rver that counts the connections made to it: zero means the bucket was never touched. */
+  let proxy: Server;
+  let endpoint: string;
+  let connections = 0;
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    const target = new URL(s3.endpoint);
+    proxy = createServer((c) => {
+      connections++;
+      const up = netConnect(Number(target.port), target.hostname);
+      c.on('error', () => {});
+      up.on('error', () => {});
+      c.pipe(up);
+      up.pipe(c);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => proxy?.close(() => resolve()));
+    await s3?.stop();
+  });
+
+  const addBucket = (args: readonly string[]) =>
+    wharf(
+      [
+        'connectors',
+        'add',
+        '--engine',
+        'bucket',
+        '--url',
+        `s3://${s3.bucket}/bad-args`,
+        '--s3-endpoint',
+        endpoint,
+        '--s3-path-style',
+        '--access-key-id',
+        S3RVER_CREDENTIALS.accessKeyId,
+        '--secret-access-key-stdin',
+        ...args,
+      ],
+      env,
+      `${S3RVER_CREDENTIALS.secretAccessKey.reveal()}\n`,
+    );
+
+  const cases: [string, string[], RegExp][] = [
+    ['an account that is not a number', ['--account', '1 or 1=1'], /invalid --account "1 or 1=1"/],
+    ['a negative account', ['--account', '-5'], /invalid --account "-5"/],
+    [
+      'an unknown stream',
+      ['--account', '1', '--streams', 'clicks,nonexistent'],
+      /unknown stream\(s\) in --streams: nonexistent/,
+    ],
+    ['an account the source does not have', ['--account', '999'], /account 999 does not exist in the source/],
+  ];
+
+  it.each(cases)('%s', async (_name, args, message) => {
+    const r = await addBucket(args);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+    expect(connections).toBe(0);
+    expect(await connectors()).toEqual([]);
+  });
+
+  it('the same arguments, right, reach the bucket through the proxy (so the count above means something)', async () => {
+    const r = await addBucket(['--account', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(connections).toBeGreaterThan(0);
+    const id = (JSON.parse(r.stdout) as { id: string }).id;
+    const off = await wharf(['connectors', 'disable', id], env);
+    expect(off.code, off.stderr).toBe(0);
   });
 });
 
