@@ -24,6 +24,8 @@ export interface CheckReport {
 export interface CheckOptions {
   /** Timeout of the TCP connect and of the TLS handshake; default 5 s. */
   readonly timeoutMs?: number;
+  /** The longest wait for a lock in the checks' session (`--lock-timeout`); default 10 s. */
+  readonly lockTimeoutMs?: number;
 }
 
 /** A check that failed: the line for the user, and the error code behind it. */

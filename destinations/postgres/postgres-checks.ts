@@ -262,7 +262,10 @@ export async function checkPostgresWarehouse(
         // a check waits for a lock no longer than a load would
         await candidate.query(
           "select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)",
-          [`${DEFAULT_SESSION_LIMITS.lockTimeoutMs}ms`, `${Math.max(60_000, timeoutMs * 12)}ms`],
+          [
+            `${options.lockTimeoutMs ?? DEFAULT_SESSION_LIMITS.lockTimeoutMs}ms`,
+            `${Math.max(60_000, timeoutMs * 12)}ms`,
+          ],
         );
         client = candidate;
       } catch (error) {

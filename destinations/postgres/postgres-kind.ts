@@ -14,7 +14,13 @@ export const postgresKind: DestinationKind<StoredSettings, Warehouse> = {
   parse: (request) =>
     parseWarehouseRequest(request, 'postgres', postgresDialect.capabilities.maxIdentifierLength),
   describe: (settings) => describeConnection(connection(settings)),
-  check: (t) => checkPostgresWarehouse(connection(t.settings), t.secret.password, t.schema),
+  check: (t) =>
+    checkPostgresWarehouse(
+      connection(t.settings),
+      t.secret.password,
+      t.schema,
+      t.session ? { lockTimeoutMs: t.session.lockTimeoutMs } : {},
+    ),
   open: async (t) =>
     new PostgresWarehouse({
       client: await pgConnectionConfig(connection(t.settings), t.secret.password),

@@ -35,7 +35,10 @@ export interface MssqlWarehouseConfig {
   readonly connectorId?: string;
   /** Rows per bulk-load batch (default 10,000): memory holds one batch at a time. */
   readonly batchRows?: number;
-  /** `SET LOCK_TIMEOUT` for every transaction (default `DEFAULT_SESSION_LIMITS`); the statement timeout is the URL's `requestTimeout`. */
+  /**
+   * `SET LOCK_TIMEOUT` for every transaction and the stop on `signal` (default `DEFAULT_SESSION_LIMITS`); the
+   * statement timeout is the URL's `requestTimeout`.
+   */
   readonly session?: SessionLimits;
 }
 
@@ -126,8 +129,25 @@ export class MssqlWarehouse implements Warehouse {
   /** The catalog of the last migrate: parents are looked up in it before each merge. */
   #catalog: Catalog | undefined;
 
+  #stopTimer: NodeJS.Timeout | undefined;
+  #unwatch: (() => void) | undefined;
+
   constructor(config: MssqlWarehouseConfig) {
     this.#config = config;
+    const { signal, stopGraceMs } = config.session ?? DEFAULT_SESSION_LIMITS;
+    if (signal) {
+      // the process is stopping: after the grace period the connections close, and SQL Server rolls the open
+      // transaction back (a wait for a lock ends sooner, at the lock timeout)
+      const onAbort = () => {
+        this.#stopTimer = setTimeout(() => void this.close(), stopGraceMs);
+        this.#stopTimer.unref();
+      };
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#unwatch = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
   }
 
   #context(): ErrorContext {
@@ -205,6 +225,8 @@ export class MssqlWarehouse implements Warehouse {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#stopTimer);
+    this.#unwatch?.();
     const pool = this.#pool;
     this.#pool = undefined;
     if (pool) await (await pool.catch(() => undefined))?.close().catch(() => {});
