@@ -29,7 +29,7 @@ const add = (
   account: number,
   extra: string[] = [],
   input = `${SECRET}\n`,
-  keyId = S3RVER_CREDENTIALS.accessKeyId,
+  keyId: string = S3RVER_CREDENTIALS.accessKeyId,
 ) =>
   wharf(
     [
