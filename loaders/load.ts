@@ -42,9 +42,9 @@ export interface LoadOptions {
   /** Called between steps; tests use it to stop the process at a chosen point. */
   readonly onStep?: (step: string) => void;
   /**
-   * Stops the load: no transaction starts once it aborts, and a transaction that the warehouse ends because of
-   * it is rolled back; either way the load ends with a `loadStopped` error while windows are left (what was
-   * committed before stays, and the next run loads the rest).
+   * Stops the load: no transaction starts once it aborts (the summary says what was committed, and its `seenSeq`
+   * stops before the windows left); a transaction that the warehouse ends because of it fails as a
+   * `loadStopped` error (rolled back).
    */
   readonly signal?: AbortSignal;
 }
@@ -52,24 +52,14 @@ export interface LoadOptions {
 /** The code of the error a load ends with when its signal aborted it (nothing of its transaction committed). */
 export const LOAD_STOPPED = 'WHARF_STOPPED';
 
-/**
- * The load was stopped (the process is shutting down) before it committed: rolled back, loaded by the next run.
- * `windowsLeft`: it stopped between two transactions, with that many windows not started.
- */
-export function loadStopped(connectorId: string, cause?: unknown, windowsLeft?: number): WharfError {
-  const message =
-    windowsLeft === undefined
-      ? 'load stopped before commit because the process is stopping; rolled back'
-      : `load stopped before commit of its next transaction because the process is stopping; ${windowsLeft} window(s) not started`;
-  return new WharfError(message, {
+/** The load was stopped (the process is shutting down) before it committed: rolled back, loaded by the next run. */
+export function loadStopped(connectorId: string, cause?: unknown): WharfError {
+  return new WharfError('load stopped before commit because the process is stopping; rolled back', {
     kind: 'transient',
     code: LOAD_STOPPED,
     context: { connector: connectorId },
     ...(cause === undefined ? {} : { cause }),
-    hint:
-      windowsLeft === undefined
-        ? 'nothing of it was committed; the next run loads these windows'
-        : 'the transactions before it are committed; the next run loads the rest',
+    hint: 'nothing of it was committed; the next run loads these windows',
   });
 }
 
@@ -191,8 +181,15 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     summary.lastWindowEnd = batch[batch.length - 1]!.window.end;
     options.onProgress?.({ windowsDone: index, windowsTotal: pending.length, rows: summary.rowsStaged });
   }
-  // stopped with windows left: not a success (its `seenSeq` would say they are loaded)
-  if (index < pending.length) throw loadStopped(target.connectorId, undefined, pending.length - index);
+  if (index < pending.length) {
+    // stopped between two transactions: what is committed stays; `seenSeq` must not cover the windows left
+    const left = pending.slice(index);
+    summary.seenSeq = left.reduce((m, w) => Math.min(m, w.window.seq - 1), summary.seenSeq);
+    log.info(
+      { ...ctx, windowsLeft: left.length },
+      `connector ${target.connectorId}: stopping; ${left.length} window(s) left for the next run`,
+    );
+  }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
 }
