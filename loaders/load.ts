@@ -44,7 +44,7 @@ export interface LoadOptions {
   /**
    * Stops the load: no transaction starts once it aborts (the summary says what was committed, and its `seenSeq`
    * stops before the windows left); a transaction that the warehouse ends because of it fails as a
-   * `loadStopped` error (rolled back).
+   * `loadStopped` error (rolled back). One that fails for want of later windows is not widened (windows left).
    */
   readonly signal?: AbortSignal;
 }
@@ -113,7 +113,8 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     seenSeq: 0,
   };
   const streams = catalog.streams.filter((s) => target.streams.includes(s.name));
-  if (options.signal?.aborted) throw loadStopped(target.connectorId);
+  // stopping already: nothing is started (and nothing is said to be seen)
+  if (options.signal?.aborted) return summary;
   if (options.migrate ?? true) await options.warehouse.migrate(catalog, target.streams);
   options.onStep?.('migrated');
 
@@ -133,7 +134,8 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
   const budget = options.rowBudget ?? 2_000_000;
   const maxWindows = options.maxWindowsPerTransaction ?? 1000;
   let index = 0;
-  while (index < pending.length && !options.signal?.aborted) {
+  batches: while (index < pending.length && !options.signal?.aborted) {
+    const first = index;
     const batch: PlannedWindow[] = [];
     let rows = 0;
     while (index < pending.length && batch.length < maxWindows) {
@@ -150,9 +152,15 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
         result = await loadBatch(options, streams, batch, log);
         break;
       } catch (error) {
-        if (options.signal?.aborted) throw loadStopped(target.connectorId, error);
+        const parents = isForeignKeyError(error);
+        if (options.signal?.aborted) {
+          // the stop ended the transaction; or it needs later windows, which a stopping load does not take on
+          if (!parents) throw loadStopped(target.connectorId, error);
+          index = first;
+          break batches;
+        }
         // a row whose parent was updated later sits in a later window: take more windows into the transaction
-        if (!isForeignKeyError(error)) throw error;
+        if (!parents) throw error;
         if (index >= pending.length) {
           throw new WharfError('rows reference parent rows that are in a window not exported yet', {
             kind: 'transient',
