@@ -16,6 +16,9 @@ export interface GlobalArgs {
   s3PathStyle?: boolean;
   window?: string;
   settle?: string;
+  lockTimeout?: string;
+  statementTimeout?: string;
+  stopGrace?: string;
 }
 
 /** Wraps a command handler: resolves the settings, builds the runtime it uses, always closes it. */

@@ -138,6 +138,44 @@ export class WindowsTable {
     return rows.map(toWindow);
   }
 
+  /**
+   * The newest revision of each committed window of `format` that the filter selects, in window order: the
+   * windows of these spans (`spans`, start and end of each), or those in a range (`endsAfter`, `startsBefore`).
+   */
+  async latestRevisions(
+    db: Db,
+    format: string,
+    filter: {
+      readonly spans?: readonly { readonly start: Date; readonly end: Date }[];
+      readonly endsAfter?: Date;
+      readonly startsBefore?: Date;
+    },
+  ): Promise<CommittedWindow[]> {
+    const params: unknown[] = [format];
+    let where = 'format = $1';
+    if (filter.spans) {
+      params.push(
+        filter.spans.map((w) => w.start),
+        filter.spans.map((w) => w.end),
+      );
+      where += ` and (start_at, end_at) in (select * from unnest($2::timestamptz[], $3::timestamptz[]))`;
+    }
+    if (filter.endsAfter) {
+      params.push(filter.endsAfter);
+      where += ` and end_at > $${params.length}`;
+    }
+    if (filter.startsBefore) {
+      params.push(filter.startsBefore);
+      where += ` and start_at < $${params.length}`;
+    }
+    const { rows } = await db.query<WindowRow>(
+      `select distinct on (start_at, end_at) ${COLUMNS} from ${this.#t}
+        where ${where} order by start_at, end_at, revision desc`,
+      params,
+    );
+    return rows.map(toWindow);
+  }
+
   /** Count, newest end and newest `seq` of the committed windows of `format`, and the database's `now()`. */
   async summary(db: Db, format: string): Promise<WindowsSummary> {
     const { rows } = await db.query<{ n: string; newest: Date | null; seq: string | null; now: Date }>(

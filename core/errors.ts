@@ -55,6 +55,16 @@ export class UsageError extends WharfError {
   }
 }
 
+/**
+ * The work asked for was not done because another process holds its lock (another load of the connector,
+ * another export): not a failure, but not done either. One-shot commands exit 3.
+ */
+export class BusyError extends WharfError {
+  constructor(message: string, hint?: string) {
+    super(message, { kind: 'transient', code: 'WHARF_BUSY', ...(hint ? { hint } : {}) });
+  }
+}
+
 /** A staging key that already exists was written to again. */
 export class AlreadyExistsError extends WharfError {}
 

@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { ConnectionSettings } from '../connectors/connection-url.js';
 import { WharfError } from '../core/errors.js';
+import { classifyPgError } from '../db/postgres/errors.js';
 
 /** One pre-flight check: its name, whether it passed, how long it took, and on failure one line with the fix. */
 export interface CheckResult {
@@ -23,6 +24,8 @@ export interface CheckReport {
 export interface CheckOptions {
   /** Timeout of the TCP connect and of the TLS handshake; default 5 s. */
   readonly timeoutMs?: number;
+  /** The longest wait for a lock in the checks' session (`--lock-timeout`); default 10 s. */
+  readonly lockTimeoutMs?: number;
 }
 
 /** A check that failed: the line for the user, and the error code behind it. */
@@ -92,11 +95,9 @@ export function checkFailure(
   if (!failure) return undefined;
   const [what, fix] = splitFix(failure.message ?? `${failure.name} failed`);
   return new WharfError(`${subject} check "${failure.name}" failed for ${report.target}: ${what}`, {
+    // a server that is down, starting, full or restarting: worth another try (08xxx, 53xxx, 57P0x, ECONNREFUSED …)
     kind:
-      failure.code === 'ECONNREFUSED' ||
-      failure.code === 'ETIMEDOUT' ||
-      failure.code === '53300' ||
-      failure.code === '57P03'
+      failure.code !== undefined && classifyPgError({ code: failure.code }) === 'transient'
         ? 'transient'
         : 'terminal',
     ...(fix ? { hint: fix } : {}),

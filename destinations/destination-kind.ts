@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ConnectorFamily, SecretFields, StoredSettings } from '../connectors/connector-store.js';
 import { Secret } from '../core/secret.js';
+import type { SessionLimits } from '../loaders/warehouse.js';
 import type { CheckReport } from './check-report.js';
 
 /** A connector's destination as its kind sees it: where (settings), with what (secret fields), into which namespace. */
@@ -10,6 +11,8 @@ export interface DestinationTarget<S extends StoredSettings = StoredSettings> {
   readonly secret: SecretFields;
   /** The warehouse schema (warehouse kinds; buckets keep their prefix in their settings). */
   readonly schema: string;
+  /** Lock and statement timeouts and the stop signal of the sessions `open` gives (defaults when absent). */
+  readonly session?: SessionLimits;
 }
 
 const secret = z.instanceof(Secret);
@@ -21,6 +24,8 @@ const secret = z.instanceof(Secret);
  */
 export const destinationRequestSchema = z.object({
   url: z.string().min(1),
+  /** A warehouse schema to check against the engine's identifier limit (`connectors add`). */
+  schema: z.string().optional(),
   password: secret.optional(),
   accessKeyId: z.string().min(1).optional(),
   secretAccessKey: secret.optional(),

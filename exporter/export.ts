@@ -7,8 +7,9 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../catalog/types.js';
 import { migrateControl } from '../control/control-schema.js';
 import { WindowsTable } from '../control/windows.js';
-import { AlreadyExistsError, IntegrityError, WharfError, withContext } from '../core/errors.js';
+import { AlreadyExistsError, IntegrityError, UsageError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { asConnectionLoss } from '../db/postgres/connection.js';
 import { withAdvisoryLock } from '../db/postgres/locks.js';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import {
@@ -30,6 +31,7 @@ import {
   type Blocker,
   initialCursor,
   makeWindow,
+  parseWindowId,
   planWindows,
   readWatermark,
   type TimeWindow,
@@ -65,6 +67,23 @@ export interface ExportOptions {
    * (default 2; fewer when the window has fewer streams with rows or the source pool has no spare connection).
    */
   readonly readConcurrency?: number;
+  /**
+   * Export committed windows again, each as its next revision (never over the files of an earlier one): these
+   * window ids (any revision of them), or the windows in [from, to). Nothing new is exported then.
+   */
+  readonly again?: ReExport;
+}
+
+/** Which committed windows to export again. */
+export interface ReExport {
+  readonly windowIds?: readonly string[];
+  readonly from?: Date;
+  readonly to?: Date;
+}
+
+/** The advisory lock one exporter of a format holds on the control database. */
+export function exportLockKey(controlSchema: string, format: string): string {
+  return `wharf.export.${controlSchema}.${format}`;
 }
 
 export interface ExportProgress {
@@ -160,11 +179,12 @@ export async function exportWindows(options: ExportOptions): Promise<ExportSumma
   const control = await options.control.connect();
   const cs = quotePg(options.controlSchema);
   const windowsTable = new WindowsTable(options.controlSchema);
-  const lockKey = `wharf.export.${options.controlSchema}.${options.format.name}`;
+  const lockKey = exportLockKey(options.controlSchema, options.format.name);
   try {
     await migrateControl(control, options.controlSchema);
     const done = await withAdvisoryLock(control, lockKey, options.lock ?? 'wait', async () => {
-      await exportClosed(options, control, cs, windowsTable, summary, log);
+      if (options.again) await exportAgain(options, options.again, control, windowsTable, summary, log);
+      else await exportClosed(options, control, cs, windowsTable, summary, log);
       return true;
     });
     if (!done) summary.skipped = true;
@@ -224,6 +244,49 @@ async function exportClosed(
   }
 }
 
+/**
+ * Exports committed windows again, each as the revision after its newest one: new keys, so the files of the
+ * earlier revisions stay as they are; the loaders then load the new revision (it replaces the earlier ones).
+ */
+async function exportAgain(
+  options: ExportOptions,
+  again: ReExport,
+  control: pg.ClientBase,
+  windowsTable: WindowsTable,
+  summary: ExportSummary,
+  log: Logger,
+): Promise<void> {
+  const asked = (again.windowIds ?? []).map(parseWindowId);
+  const windows = await windowsTable.latestRevisions(control, options.format.name, {
+    ...(asked.length > 0 ? { spans: asked } : {}),
+    ...(again.from ? { endsAfter: again.from } : {}),
+    ...(again.to ? { startsBefore: again.to } : {}),
+  });
+  const missing = asked.filter(
+    (a) =>
+      !windows.some((w) => w.start.getTime() === a.start.getTime() && w.end.getTime() === a.end.getTime()),
+  );
+  if (missing.length > 0) {
+    throw new UsageError(
+      `window ${missing.map((w) => w.id).join(', ')} was never exported (or was pruned)`,
+      'only committed windows can be exported again; see the control table windows',
+    );
+  }
+  if (windows.length === 0) throw new UsageError('no exported window in that range');
+  for (const [index, w] of windows.entries()) {
+    const next = makeWindow(w.start, w.end, w.revision + 1);
+    log.info({ window: w.id, revision: next.revision }, `exporting window ${w.id} again as ${next.id}`);
+    const result = await exportWindowRevisions(options, control, windowsTable, next, log);
+    summary.windows++;
+    summary.revisions++;
+    summary.files += result.files - result.alreadyStaged;
+    summary.filesAlreadyStaged += result.alreadyStaged;
+    summary.rows += result.rows;
+    summary.bytes += result.bytes;
+    options.onProgress?.({ window: next, index: index + 1, total: windows.length, rows: summary.rows });
+  }
+}
+
 async function oldestChange(source: pg.ClientBase, options: ExportOptions): Promise<Date | undefined> {
   let oldest: Date | undefined;
   for (const stream of options.catalog.streams) {
@@ -249,7 +312,7 @@ function sourceError(error: unknown, stream: Stream, options: ExportOptions): Wh
       hint: 'run `wharf source init` or point --source-url / --source-schema at the platform database',
     });
   }
-  return withContext(error, { stream: stream.name });
+  return withContext(asConnectionLoss(error, 'source'), { stream: stream.name });
 }
 
 async function noteLongTransactions(

@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import type pg from 'pg';
 import type { Catalog, Stream } from '../catalog/types.js';
 import { type CommittedWindow, WindowsTable } from '../control/windows.js';
-import { hasCode, WharfError, withContext } from '../core/errors.js';
+import { hasCode, IntegrityError, WharfError, withContext } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { readManifest, type WindowManifest } from '../staging/manifest.js';
 import { type StagedPart, stagedParts } from '../staging/staged-part.js';
@@ -41,6 +41,26 @@ export interface LoadOptions {
   readonly onProgress?: (event: LoadProgress) => void;
   /** Called between steps; tests use it to stop the process at a chosen point. */
   readonly onStep?: (step: string) => void;
+  /**
+   * Stops the load: no transaction starts once it aborts (the summary says what was committed, and its `seenSeq`
+   * stops before the windows left); a transaction that the warehouse ends because of it fails as a
+   * `loadStopped` error (rolled back). One that fails for want of later windows is not widened (windows left).
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** The code of the error a load ends with when its signal aborted it (nothing of its transaction committed). */
+export const LOAD_STOPPED = 'WHARF_STOPPED';
+
+/** The load was stopped (the process is shutting down) before it committed: rolled back, loaded by the next run. */
+export function loadStopped(connectorId: string, cause?: unknown): WharfError {
+  return new WharfError('load stopped before commit because the process is stopping; rolled back', {
+    kind: 'transient',
+    code: LOAD_STOPPED,
+    context: { connector: connectorId },
+    ...(cause === undefined ? {} : { cause }),
+    hint: 'nothing of it was committed; the next run loads these windows',
+  });
 }
 
 export interface LoadProgress {
@@ -93,6 +113,8 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     seenSeq: 0,
   };
   const streams = catalog.streams.filter((s) => target.streams.includes(s.name));
+  // stopping already: nothing is started (and nothing is said to be seen)
+  if (options.signal?.aborted) return summary;
   if (options.migrate ?? true) await options.warehouse.migrate(catalog, target.streams);
   options.onStep?.('migrated');
 
@@ -112,7 +134,8 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
   const budget = options.rowBudget ?? 2_000_000;
   const maxWindows = options.maxWindowsPerTransaction ?? 1000;
   let index = 0;
-  while (index < pending.length) {
+  batches: while (index < pending.length && !options.signal?.aborted) {
+    const first = index;
     const batch: PlannedWindow[] = [];
     let rows = 0;
     while (index < pending.length && batch.length < maxWindows) {
@@ -129,8 +152,15 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
         result = await loadBatch(options, streams, batch, log);
         break;
       } catch (error) {
+        const parents = isForeignKeyError(error);
+        if (options.signal?.aborted) {
+          // the stop ended the transaction; or it needs later windows, which a stopping load does not take on
+          if (!parents) throw loadStopped(target.connectorId, error);
+          index = first;
+          break batches;
+        }
         // a row whose parent was updated later sits in a later window: take more windows into the transaction
-        if (!isForeignKeyError(error)) throw error;
+        if (!parents) throw error;
         if (index >= pending.length) {
           throw new WharfError('rows reference parent rows that are in a window not exported yet', {
             kind: 'transient',
@@ -159,19 +189,55 @@ export async function loadConnector(options: LoadOptions): Promise<LoadSummary> 
     summary.lastWindowEnd = batch[batch.length - 1]!.window.end;
     options.onProgress?.({ windowsDone: index, windowsTotal: pending.length, rows: summary.rowsStaged });
   }
+  if (index < pending.length) {
+    // stopped between two transactions: what is committed stays; `seenSeq` must not cover the windows left
+    const left = pending.slice(index);
+    summary.seenSeq = left.reduce((m, w) => Math.min(m, w.window.seq - 1), summary.seenSeq);
+    log.info(
+      { ...ctx, windowsLeft: left.length },
+      `connector ${target.connectorId}: stopping; ${left.length} window(s) left for the next run`,
+    );
+  }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
 }
 
-/** The committed windows the load considers, in commit order (a replay: those of its range). */
-function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
+/**
+ * The committed windows the load considers, in commit order (a replay: those of its range). A revision that a
+ * newer revision of the same window replaces is left out: the newer one holds every row of the window as the
+ * source had it later, and a row changed since is in a later window (so a window re-exported because its files
+ * were lost loads from the new files).
+ */
+async function committedWindows(options: LoadOptions): Promise<CommittedWindow[]> {
   const { from, to } = options.replay ?? {};
   const format = options.warehouse.dialect.capabilities.preferredFormat;
-  return new WindowsTable(options.controlSchema).committed(options.control, format, {
+  const all = await new WindowsTable(options.controlSchema).committed(options.control, format, {
     ...(from ? { endsAfter: from } : {}),
     ...(to ? { startsBefore: to } : {}),
     ...(!options.replay && options.afterSeq ? { afterSeq: options.afterSeq } : {}),
   });
+  const newest = new Map<string, number>();
+  const span = (w: CommittedWindow) => `${w.start.getTime()}:${w.end.getTime()}`;
+  for (const w of all) newest.set(span(w), Math.max(newest.get(span(w)) ?? 0, w.revision));
+  return all.filter((w) => w.revision === newest.get(span(w)));
+}
+
+/**
+ * A staged file or manifest that is gone or damaged: the hint names the command that exports the window again
+ * (as a new revision, which the next load reads instead).
+ */
+function withRestageHint<E>(error: E, windowId: string): E {
+  if (!(error instanceof WharfError)) return error;
+  if (!(error instanceof IntegrityError || hasCode(error, 'NoSuchKey') || hasCode(error, 'ENOENT'))) {
+    return error;
+  }
+  const window =
+    error.context.window && !error.context.window.includes('..') ? error.context.window : windowId;
+  Object.defineProperty(error, 'hint', {
+    value: `export the window again as a new revision: wharf export --window ${window} (the next load reads it)`,
+    configurable: true,
+  });
+  return error;
 }
 
 async function readChecked(options: LoadOptions, window: CommittedWindow): Promise<WindowManifest> {
@@ -180,7 +246,7 @@ async function readChecked(options: LoadOptions, window: CommittedWindow): Promi
   try {
     manifest = await readManifest(options.store, window.manifestKey);
   } catch (error) {
-    throw withContext(error, ctx);
+    throw withRestageHint(withContext(error, ctx), window.id);
   }
   if (manifest.catalog !== options.catalog.name || manifest.catalog_version > options.catalog.version) {
     throw new WharfError(
@@ -291,7 +357,7 @@ async function loadBatch(
         hint: 'load the parent stream too (add it with --streams) or replay from an earlier window',
       });
     }
-    throw e;
+    throw withRestageHint(e, first);
   }
   log.info(
     { connector: target.connectorId, window: windowLabel, windows: batch.length, staged, merged },

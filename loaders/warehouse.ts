@@ -58,3 +58,23 @@ export interface Warehouse {
   status(): Promise<LedgerStatus>;
   close(): Promise<void>;
 }
+
+/**
+ * How long a warehouse session may wait and run, and when it must stop: every session Wharf opens on a
+ * warehouse sets `lock_timeout` and `statement_timeout` (SQL Server: `SET LOCK_TIMEOUT` and the request
+ * timeout). When `signal` aborts (the daemon is stopping), a statement waiting for a lock is ended at once and
+ * a running one after `stopGraceMs`; the transaction rolls back.
+ */
+export interface SessionLimits {
+  readonly lockTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+  readonly stopGraceMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/** The defaults of `SessionLimits` (the settings `WHARF_LOCK_TIMEOUT`, `WHARF_STATEMENT_TIMEOUT`, `WHARF_STOP_GRACE`). */
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  lockTimeoutMs: 10_000,
+  statementTimeoutMs: 3_600_000,
+  stopGraceMs: 20_000,
+};

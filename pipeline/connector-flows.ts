@@ -3,6 +3,7 @@ import { UsageError } from '../core/errors.js';
 import { type CheckReport, checkFailure } from '../destinations/check-report.js';
 import type { DestinationRequest, DestinationTarget } from '../destinations/destination-kind.js';
 import { type AnyDestinationKind, destinationKind, kindOf } from '../destinations/registry.js';
+import { checkAccountExists, checkAddArguments } from './connector-request.js';
 import type { Runtime } from './runtime.js';
 
 /** What `connectors add` (and the API) asks for. */
@@ -12,6 +13,8 @@ export interface AddConnectorRequest extends DestinationRequest {
   readonly schema: string;
   readonly streams: readonly string[];
   readonly format: ConnectorFormat;
+  /** Add it even though the source has no such account (yet). */
+  readonly allowUnknownAccount?: boolean;
 }
 
 /** A connector as it may be shown anywhere: never a secret. */
@@ -77,26 +80,19 @@ async function prepare(
 }
 
 /**
- * `connectors add`: refuses a second active connector of the family for the account, checks the destination
- * in order (reach, TLS, authenticate, permissions), prepares it (a warehouse's schema and tables), and only
- * then stores the connector with its encrypted secret.
+ * `connectors add`: checks every argument first (account, streams, format, the URL and the schema name, then
+ * that the account exists in the source), refuses a second active connector of the family for the account,
+ * checks the destination in order (reach, TLS, authenticate, permissions; a failed check leaves it as it
+ * was), prepares it (a warehouse's schema and tables) only once every check passed, and then stores the
+ * connector with its encrypted secret.
  */
 export async function addConnector(
   rt: Runtime,
   request: AddConnectorRequest,
 ): Promise<{ readonly id: string; readonly checks: CheckReport }> {
   const kind = destinationKind(request.engine);
-  const store = await rt.connectors();
-  const existing = (await store.list()).find(
-    (c) =>
-      String(c.account) === String(request.account) && c.family === kind.family && c.state !== 'disabled',
-  );
-  if (existing) {
-    throw new UsageError(
-      `account ${request.account} already has active connector ${existing.id}`,
-      `disable it first: wharf connectors disable ${existing.id}`,
-    );
-  }
+  // every check that needs no server first: nothing is touched when one fails
+  const account = checkAddArguments(request, rt.catalog);
   if (kind.family === 'warehouse' && request.format !== 'csv') {
     throw new UsageError(
       `--format ${request.format} is for bucket connectors`,
@@ -104,11 +100,27 @@ export async function addConnector(
     );
   }
   const parsed = kind.parse(request);
-  const target: DestinationTarget = { connectorId: 'new', ...parsed, schema: request.schema };
+  if (!request.allowUnknownAccount) await checkAccountExists(rt, account);
+  const store = await rt.connectors();
+  const existing = (await store.list()).find(
+    (c) => String(c.account) === account && c.family === kind.family && c.state !== 'disabled',
+  );
+  if (existing) {
+    throw new UsageError(
+      `account ${account} already has active connector ${existing.id}`,
+      `disable it first: wharf connectors disable ${existing.id}`,
+    );
+  }
+  const target: DestinationTarget = {
+    connectorId: 'new',
+    ...parsed,
+    schema: request.schema,
+    session: rt.sessionLimits(),
+  };
   const checks = await checked(kind, target);
   await prepare(rt, kind, target, request.streams);
   const connector = await store.add({
-    account: request.account,
+    account,
     family: kind.family,
     settings: parsed.settings,
     secret: parsed.secret,
@@ -133,6 +145,7 @@ export async function testConnector(
     settings: creds.settings,
     secret: creds.secret,
     schema: c.schema,
+    session: rt.sessionLimits(),
   };
   const report = await checked(kind, target, String(c.id));
   await prepare(rt, kind, target, c.streams);

@@ -1,8 +1,9 @@
 import type { Connector } from '../connectors/connector-store.js';
 import { type ConnectorProgress, ProgressTable } from '../control/progress.js';
 import { type RunKind, recordRun } from '../control/runs.js';
-import { withContext } from '../core/errors.js';
-import { tryAdvisoryLock } from '../db/postgres/locks.js';
+import { hasCode, withContext } from '../core/errors.js';
+import { LOCK_NOT_AVAILABLE } from '../db/postgres/lock-timeout.js';
+import { advisoryLockHolder, describeHolder, tryAdvisoryLock } from '../db/postgres/locks.js';
 import type { DeliverySummary } from '../delivery/deliver-connector.js';
 import { kindOf } from '../destinations/registry.js';
 import type { LoadProgress, LoadSummary } from '../loaders/load.js';
@@ -24,15 +25,23 @@ export type ConnectorWork =
   | { readonly family: 'warehouse'; readonly summary: LoadSummary }
   | { readonly family: 'bucket'; readonly summary: DeliverySummary };
 
-/** What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock. */
+/**
+ * What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock
+ * (`heldBy` says which process, when it could be read).
+ */
 export type ConnectorJobResult =
   | (ConnectorWork & { readonly status: 'ok'; readonly progress: ConnectorProgress | undefined })
-  | { readonly status: 'skipped' };
+  | { readonly status: 'skipped'; readonly heldBy: string };
 
 export interface ConnectorJobOptions {
   /** Reload (re-deliver) every window in [from, to) from the stored files, whether done or not. */
   readonly replay?: { readonly from?: Date; readonly to?: Date };
   readonly onProgress?: (event: LoadProgress) => void;
+  /**
+   * Stops the job (the daemon is stopping): no new transaction starts; one waiting for a lock ends at once and
+   * a running one after the stop grace period (`--stop-grace`), rolled back.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Windows (warehouse) or deliveries (bucket) and rows a connector's work moved. */
@@ -96,8 +105,12 @@ export async function runConnectorJob(
   }
   if (!lock) {
     rt.metrics.loadSkips.inc({ connector: id });
+    const heldBy = await advisoryLockHolder(control, connectorLockKey(rt.settings.controlSchema, id)).then(
+      describeHolder,
+      () => describeHolder(undefined),
+    );
     await record('skipped');
-    return { status: 'skipped' };
+    return { status: 'skipped', heldBy };
   }
   try {
     const work = await doWork(rt, connector, options);
@@ -108,6 +121,7 @@ export async function runConnectorJob(
     return { ...work, status: 'ok', progress };
   } catch (error) {
     const e = withContext(error, { connector: id });
+    if (hasCode(e, LOCK_NOT_AVAILABLE)) rt.metrics.lockTimeouts.inc({ connector: id });
     await record('failed', 0, 0, e.oneLine());
     throw e;
   } finally {

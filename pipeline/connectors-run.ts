@@ -5,13 +5,23 @@ import type { LoadProgress, LoadSummary } from '../loaders/load.js';
 import { runConnectorJob } from './connector-job.js';
 import type { Runtime } from './runtime.js';
 
+/** A connector that was not loaded because of its state: parked (`failing`, with its reason) or `paused`. */
+export interface NotLoaded {
+  readonly connector: string;
+  readonly state: 'failing' | 'paused';
+  readonly reason: string | null;
+}
+
 export interface ConnectorsRun {
   /** Warehouse connectors' loads. */
   connectors: LoadSummary[];
   /** Bucket connectors' deliveries. */
   deliveries: DeliverySummary[];
   failures: { connector: string; error: string }[];
-  skipped: string[];
+  /** Connectors another process was loading (it holds their lock): which process, in `heldBy`. */
+  skipped: { connector: string; heldBy: string }[];
+  /** Connectors left out because they are parked or paused (never with `connector`, which loads it anyway). */
+  notLoaded: NotLoaded[];
 }
 
 /** Follows one connector's job (a progress bar in a terminal). */
@@ -21,7 +31,7 @@ export interface JobProgress {
 }
 
 export interface ConnectorsRunOptions {
-  /** Only this connector (its failure is thrown); default every active connector. */
+  /** Only this connector (its failure is thrown), whatever its state; default every active connector. */
   readonly connector?: string;
   readonly replay?: { readonly from?: Date; readonly to?: Date };
   readonly progress?: (connectorId: string) => JobProgress;
@@ -29,14 +39,20 @@ export interface ConnectorsRunOptions {
 
 /**
  * Runs the job of one connector (or of every active one, one after the other), each under its lock; a failure
- * of one does not stop the others and is reported in one line. What `wharf load`, `sync` and `replay` do.
+ * of one does not stop the others and is reported in one line. Parked and paused connectors are named, not
+ * loaded. What `wharf load`, `sync` and `replay` do.
  */
 export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions = {}): Promise<ConnectorsRun> {
   const store = await rt.connectors();
-  const targets: Connector[] = options.connector
-    ? [await store.get(options.connector)]
-    : (await store.list()).filter((c) => c.state === 'active');
-  const out: ConnectorsRun = { connectors: [], deliveries: [], failures: [], skipped: [] };
+  const all = options.connector ? [await store.get(options.connector)] : await store.list();
+  const out: ConnectorsRun = { connectors: [], deliveries: [], failures: [], skipped: [], notLoaded: [] };
+  const targets: Connector[] = [];
+  for (const c of all) {
+    if (options.connector || c.state === 'active') targets.push(c);
+    else if (c.state === 'failing' || c.state === 'paused') {
+      out.notLoaded.push({ connector: String(c.id), state: c.state, reason: c.stateReason ?? null });
+    }
+  }
   for (const connector of targets) {
     const bar = options.progress?.(String(connector.id));
     try {
@@ -45,11 +61,7 @@ export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions =
         ...(bar ? { onProgress: (e: LoadProgress) => bar.update(e) } : {}),
       });
       if (result.status === 'skipped') {
-        rt.logger.info(
-          { connector: connector.id },
-          `connector ${connector.id} is being loaded by another process; skipped`,
-        );
-        out.skipped.push(String(connector.id));
+        out.skipped.push({ connector: String(connector.id), heldBy: result.heldBy });
       } else {
         if (result.family === 'warehouse') out.connectors.push(result.summary);
         else out.deliveries.push(result.summary);
@@ -57,7 +69,8 @@ export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions =
     } catch (error) {
       const e = withContext(error, { connector: String(connector.id) });
       if (options.connector) throw e;
-      rt.logger.error({ connector: connector.id, err: e.oneLine() }, `connector ${connector.id} failed`);
+      // reported once by the caller (one line per failure), not logged here as well
+      rt.logger.debug({ connector: connector.id, err: e.oneLine() }, `connector ${connector.id} failed`);
       out.failures.push({ connector: String(connector.id), error: e.oneLine() });
     } finally {
       bar?.stop();

@@ -1,6 +1,13 @@
 import { recordRun } from '../control/runs.js';
 import { oneLine, UsageError, WharfError } from '../core/errors.js';
-import { type ExportProgress, type ExportSummary, exportWindows } from '../exporter/export.js';
+import { advisoryLockHolder, describeHolder } from '../db/postgres/locks.js';
+import {
+  type ExportProgress,
+  type ExportSummary,
+  exportLockKey,
+  exportWindows,
+  type ReExport,
+} from '../exporter/export.js';
 import { formatByName } from '../exporter/writers/formats.js';
 import { STAGING_FORMAT } from '../staging/manifest.js';
 import { checkStagingStore } from '../staging/open-store.js';
@@ -14,6 +21,8 @@ export interface ExportJobOptions {
   /** A format asked for by name (`--format`, `format:` in wharf.yaml): refused unless a connector reads it. */
   readonly format?: 'csv' | 'parquet' | 'json';
   readonly onProgress?: (event: ExportProgress) => void;
+  /** Export these committed windows again as new revisions (`wharf export --window ID`, `--from/--to`). */
+  readonly again?: ReExport;
 }
 
 /**
@@ -57,6 +66,7 @@ export async function runExportJob(rt: Runtime, options: ExportJobOptions = {}):
       lock: options.lock ?? 'wait',
       ...(options.maxWindows ? { maxWindows: options.maxWindows } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.again ? { again: options.again } : {}),
     });
     if (!summary.skipped) {
       rt.metrics.windowsExported.inc(summary.windows);
@@ -93,4 +103,10 @@ export async function runExportJob(rt: Runtime, options: ExportJobOptions = {}):
     }
     throw error;
   }
+}
+
+/** Which process holds the export lock now, in words (for the line that reports a skipped export). */
+export async function exportLockHolder(rt: Runtime): Promise<string> {
+  const key = exportLockKey(rt.settings.controlSchema, STAGING_FORMAT);
+  return advisoryLockHolder(await rt.control(), key).then(describeHolder, () => describeHolder(undefined));
 }

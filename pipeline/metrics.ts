@@ -11,6 +11,7 @@ export class PipelineMetrics {
   readonly rowsLoaded: Counter<'connector'>;
   readonly loadFailures: Counter<'connector' | 'kind'>;
   readonly loadSkips: Counter<'connector'>;
+  readonly lockTimeouts: Counter<'connector'>;
   readonly connectorLag: Gauge<'connector'>;
   readonly tickDuration: Histogram;
 
@@ -41,6 +42,12 @@ export class PipelineMetrics {
     this.loadSkips = new Counter({
       name: 'wharf_load_skips_total',
       help: 'Loads skipped because another load of the connector was still running',
+      labelNames: ['connector'],
+      registers,
+    });
+    this.lockTimeouts = new Counter({
+      name: 'wharf_lock_timeouts_total',
+      help: "Load attempts that gave up waiting for a lock in the connector's warehouse (lock_timeout), by connector",
       labelNames: ['connector'],
       registers,
     });

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Connector } from '../connectors/connector-store.js';
 import { doneWindows } from '../control/deliveries.js';
-import { WindowsTable } from '../control/windows.js';
+import { type CommittedWindow, WindowsTable } from '../control/windows.js';
 import { errorMessage, WharfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { Warehouse } from '../loaders/warehouse.js';
@@ -41,11 +41,14 @@ interface Candidate {
   readonly format: string;
   readonly windowId: string;
   readonly manifestKey: string;
+  /** Newer revisions of the same window: one of them loaded stands for this one (the loader loads only the newest). */
+  readonly newer: readonly string[];
 }
 
 /**
  * Deletes the staging files of windows older than `olderThanMs` that every non-disabled connector's
- * ledger holds for all of its streams, then the window's manifest, then its control `windows` row.
+ * ledger holds for all of its streams (the window, or a newer revision of it, which replaces it), then the
+ * window's manifest, then its control `windows` row.
  * A window some connector has not loaded is never removed; when a connector's ledger cannot be read,
  * nothing is removed. With no connector at all, nothing is removed either. The newest window of a format
  * always stays (the exporter continues from it). One pruner at a time (advisory try-lock).
@@ -65,10 +68,28 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
       return summary;
     }
     const windowsTable = new WindowsTable(deps.controlSchema);
-    const candidates: Candidate[] = (
-      await windowsTable.olderThan(client, options.formats ?? [STAGING_FORMAT], options.olderThanMs)
-    ).map((w) => ({ format: w.format, windowId: w.id, manifestKey: w.manifestKey }));
-    if (candidates.length === 0) return summary;
+    const old = await windowsTable.olderThan(
+      client,
+      options.formats ?? [STAGING_FORMAT],
+      options.olderThanMs,
+    );
+    if (old.length === 0) return summary;
+    const revisions = new Map<string, CommittedWindow[]>();
+    for (const format of new Set(old.map((w) => w.format))) {
+      const until = new Date(Math.max(...old.filter((w) => w.format === format).map((w) => w.end.getTime())));
+      for (const w of await windowsTable.committed(client, format, { startsBefore: until })) {
+        const span = `${format}:${w.start.getTime()}:${w.end.getTime()}`;
+        revisions.set(span, [...(revisions.get(span) ?? []), w]);
+      }
+    }
+    const candidates: Candidate[] = old.map((w) => ({
+      format: w.format,
+      windowId: w.id,
+      manifestKey: w.manifestKey,
+      newer: (revisions.get(`${w.format}:${w.start.getTime()}:${w.end.getTime()}`) ?? [])
+        .filter((r) => r.revision > w.revision)
+        .map((r) => r.id),
+    }));
 
     const connectors = (await deps.connectors()).filter((c) => c.state !== 'disabled');
     if (connectors.length === 0) {
@@ -76,17 +97,20 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
       return summary;
     }
     let prunable = new Set(candidates.map((c) => c.windowId));
+    const newer = new Map(candidates.map((c) => [c.windowId, c.newer]));
     for (const connector of connectors) {
       let loaded: Map<string, Set<string>>;
+      // a newer revision of a window, loaded, stands for it
+      const withNewer = [...new Set([...prunable].flatMap((id) => [id, ...newer.get(id)!]))];
       try {
         if (connector.family === 'bucket') {
           // a bucket connector holds a window once a delivery of it is done (all its streams at once)
-          const done = await doneWindows(client, deps.controlSchema, String(connector.id), [...prunable]);
+          const done = await doneWindows(client, deps.controlSchema, String(connector.id), withNewer);
           loaded = new Map(connector.streams.map((stream) => [stream, done]));
         } else {
           const warehouse = await deps.openWarehouse(connector);
           try {
-            loaded = await warehouse.loaded([...prunable]);
+            loaded = await warehouse.loaded(withNewer);
           } finally {
             await warehouse.close();
           }
@@ -99,10 +123,10 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
         summary.kept = candidates.length;
         return summary;
       }
+      const holds = (stream: string, id: string) =>
+        [id, ...newer.get(id)!].some((x) => loaded.get(stream)?.has(x) ?? false);
       prunable = new Set(
-        [...prunable].filter((id) =>
-          connector.streams.every((stream) => loaded.get(stream)?.has(id) ?? false),
-        ),
+        [...prunable].filter((id) => connector.streams.every((stream) => holds(stream, id))),
       );
       if (prunable.size === 0) break;
     }

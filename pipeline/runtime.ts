@@ -8,6 +8,7 @@ import { migrateControl } from '../control/control-schema.js';
 import { UsageError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { openPool } from '../db/postgres/pool.js';
+import type { SessionLimits } from '../loaders/warehouse.js';
 import { openStagingStore } from '../staging/open-store.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import { exportFormat } from './export-job.js';
@@ -108,6 +109,17 @@ export class Runtime {
       this.#connectors = undefined;
     });
     return this.#connectors;
+  }
+
+  /** The limits of every warehouse session (`--lock-timeout`, `--statement-timeout`, `--stop-grace`), with a stop signal. */
+  sessionLimits(signal?: AbortSignal): SessionLimits {
+    const d = this.durations;
+    return {
+      lockTimeoutMs: d.lockTimeoutMs,
+      statementTimeoutMs: d.statementTimeoutMs,
+      stopGraceMs: d.stopGraceMs,
+      ...(signal ? { signal } : {}),
+    };
   }
 
   spoolDir(): string {

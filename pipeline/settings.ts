@@ -33,6 +33,16 @@ const duration = (what: string) =>
     }
   });
 
+/** A duration that must be more than 0 (a timeout of 0 would mean none at all). */
+const positive = (what: string) =>
+  duration(what).refine((value) => {
+    try {
+      return parseDuration(value, what) > 0;
+    } catch {
+      return true; // the duration check reports it
+    }
+  }, `the ${what} must be more than 0, e.g. 10s`);
+
 /**
  * Every setting shared by the commands and the daemon, with its sources. Precedence, lowest first:
  * wharf.yaml, the environment, flags. Adding a setting is one line here.
@@ -54,6 +64,21 @@ const SOURCES = {
     schema: duration('long transaction limit').default('15m'),
     env: ['WHARF_LONG_TRANSACTION'],
     yaml: 'long_transaction',
+  },
+  lockTimeout: {
+    schema: positive('lock timeout').default('10s'),
+    env: ['WHARF_LOCK_TIMEOUT'],
+    yaml: 'lock_timeout',
+  },
+  statementTimeout: {
+    schema: positive('statement timeout').default('1h'),
+    env: ['WHARF_STATEMENT_TIMEOUT'],
+    yaml: 'statement_timeout',
+  },
+  stopGrace: {
+    schema: duration('stop grace period').default('20s'),
+    env: ['WHARF_STOP_GRACE'],
+    yaml: 'stop_grace',
   },
   format: { schema: z.enum(['csv', 'parquet', 'json']).optional(), yaml: 'format' },
   s3Endpoint: {
@@ -91,6 +116,12 @@ export interface ResolvedDurations {
   readonly historyMs: number;
   readonly settleMs: number;
   readonly longTransactionMs: number;
+  /** `lock_timeout` of every warehouse session. */
+  readonly lockTimeoutMs: number;
+  /** `statement_timeout` of every warehouse session. */
+  readonly statementTimeoutMs: number;
+  /** How long a running load may go on once the daemon is asked to stop. */
+  readonly stopGraceMs: number;
 }
 
 const yamlKeys = new Map<string, string>(
@@ -196,5 +227,11 @@ export function durations(settings: Settings): ResolvedDurations {
     historyMs: parseDuration(settings.historyWindow, 'history window'),
     settleMs: parseDuration(settings.settle, 'settle time (WHARF_SETTLE)'),
     longTransactionMs: parseDuration(settings.longTransaction, 'long transaction limit'),
+    lockTimeoutMs: parseDuration(settings.lockTimeout, 'lock timeout (WHARF_LOCK_TIMEOUT)'),
+    statementTimeoutMs: parseDuration(
+      settings.statementTimeout,
+      'statement timeout (WHARF_STATEMENT_TIMEOUT)',
+    ),
+    stopGraceMs: parseDuration(settings.stopGrace, 'stop grace period (WHARF_STOP_GRACE)'),
   };
 }

@@ -8,11 +8,18 @@ import type { ConnectorJobOptions } from './connector-job.js';
 import { destinationTarget } from './destination-target.js';
 import type { Runtime } from './runtime.js';
 
-/** Opens a warehouse connector's warehouse with its decrypted credentials; the caller closes it. */
-export async function openWarehouse(rt: Runtime, connector: Connector): Promise<Warehouse> {
+/**
+ * Opens a warehouse connector's warehouse with its decrypted credentials; the caller closes it. When `signal`
+ * aborts, the warehouse ends its session's work (see `SessionLimits`).
+ */
+export async function openWarehouse(
+  rt: Runtime,
+  connector: Connector,
+  signal?: AbortSignal,
+): Promise<Warehouse> {
   const kind = kindOf(connector);
   if (kind.family !== 'warehouse') throw new Error(`connector ${connector.id} is not a warehouse connector`);
-  return kind.open(await destinationTarget(rt, connector));
+  return kind.open(await destinationTarget(rt, connector, signal));
 }
 
 /**
@@ -30,7 +37,7 @@ export async function loadWarehouse(
   const table = new ProgressTable(rt.settings.controlSchema);
   const progress = await table.get(control, id);
   const current = progress?.catalogVersion === rt.catalog.version;
-  const warehouse = await openWarehouse(rt, connector);
+  const warehouse = await openWarehouse(rt, connector, options.signal);
   try {
     const load = (migrate: boolean) =>
       loadConnector({
@@ -45,6 +52,7 @@ export async function loadWarehouse(
         ...(progress && !options.replay ? { afterSeq: progress.seenSeq } : {}),
         ...(options.replay ? { replay: options.replay } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       });
     let summary: LoadSummary;
     try {

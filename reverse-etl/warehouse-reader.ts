@@ -2,6 +2,7 @@ import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { hasCode, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
+import { watchClient } from '../db/postgres/connection.js';
 import { classifyPgError } from '../db/postgres/errors.js';
 import { type BoundParameter, bindParameter, describePgParameter } from './parameter-type.js';
 import { type PgValueDecoder, pgValueDecoder } from './pg-values.js';
@@ -83,11 +84,11 @@ export class PgWarehouseReader implements WarehouseReader {
         hint: 'parse the query for the source engine',
       });
     }
-    const client = new pg.Client({
-      ...this.#config,
-      application_name: this.#config.application_name ?? 'wharf',
-    });
-    client.on('error', () => {});
+    // watched: a lost connection fails the read as a transient error, never the process
+    const client = watchClient(
+      new pg.Client({ ...this.#config, application_name: this.#config.application_name ?? 'wharf' }),
+      'warehouse',
+    );
     try {
       await client.connect();
     } catch (error) {

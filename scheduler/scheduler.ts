@@ -42,7 +42,8 @@ export interface ConnectorOutcome {
   /**
    * `ok`: loaded (windows may be 0); `current`: nothing new since its last load by this process;
    * `skipped`: another load of it held the lock; `failed`: a transient error outlived the retries;
-   * `parked`: a terminal error set it to `failing`; `stopped`: not started because the scheduler is stopping.
+   * `parked`: a terminal error set it to `failing`; `stopped`: not started, or ended and rolled back, because
+   * the scheduler is stopping.
    */
   readonly status: 'ok' | 'current' | 'skipped' | 'failed' | 'parked' | 'stopped';
   readonly windows: number;
@@ -166,7 +167,10 @@ export class Scheduler {
     return report;
   }
 
-  /** Ticks every `everyMs` until the signal aborts; the loads under way finish (commit or roll back) first. */
+  /**
+   * Ticks every `everyMs` until the signal aborts. Then the loads under way end: one waiting for a lock at once,
+   * a running one within the stop grace period (or it commits first); both roll back.
+   */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const started = Date.now();
@@ -231,7 +235,7 @@ export class Scheduler {
     const id = String(connector.id);
     let result: ConnectorJobResult;
     try {
-      result = await withRetry(() => runConnectorJob(ctx, connector), {
+      result = await withRetry(() => runConnectorJob(ctx, connector, signal ? { signal } : {}), {
         ...this.#retry(signal),
         // parents in windows not exported yet: only a later tick can help
         classify: (error) => (waitsForParents(error) ? 'terminal' : classifyError(error)),
@@ -244,8 +248,13 @@ export class Scheduler {
         },
       });
     } catch (error) {
-      const kind: ErrorKind = waitsForParents(error) ? 'transient' : classifyError(error);
       const reason = oneLine(withContext(error, { connector: id }));
+      if (signal?.aborted) {
+        // stopped by the shutdown (rolled back): not a failure of the connector
+        ctx.logger.info({ connector: id, err: reason }, `connector ${id}: stopped: ${reason}`);
+        return { connector: id, status: 'stopped', windows: 0, rows: 0, error: reason };
+      }
+      const kind: ErrorKind = waitsForParents(error) ? 'transient' : classifyError(error);
       this.metrics.loadFailures.inc({ connector: id, kind });
       if (kind === 'transient') {
         ctx.logger.error(

@@ -328,10 +328,15 @@ function emptyRead(handle: Awaited<ReturnType<typeof open>>): Readable {
   return empty;
 }
 
-const MISSING_HINT = 'check --staging-url; a window whose files are gone must be exported again';
+const MISSING_HINT =
+  'check --staging-url; if the files of a window are gone, export it again as a new revision: wharf export --window ID';
 
 function missing(key: string): WharfError {
-  return new WharfError(`staging object ${key} does not exist`, { context: { key }, hint: MISSING_HINT });
+  return new WharfError(`staging object ${key} does not exist`, {
+    context: { key },
+    code: 'NoSuchKey',
+    hint: MISSING_HINT,
+  });
 }
 
 function codeOf(error: unknown): string | undefined {

@@ -339,7 +339,7 @@ export class S3StagingStore implements StagingStore {
     if (name === 'NoSuchKey' || (status === 404 && key !== undefined)) {
       return new WharfError(`staging object ${key} does not exist in ${this.url}`, {
         ...base,
-        hint: 'a window whose files are gone must be exported again',
+        hint: 'if the files of a window are gone, export it again as a new revision: wharf export --window ID',
       });
     }
     const network = networkCode(error);

@@ -12,7 +12,8 @@ import { printResult } from '../output.js';
 import { type GlobalArgs, withRuntime } from '../run-command.js';
 
 interface AddArgs extends GlobalArgs {
-  account: number;
+  account: string;
+  allowUnknownAccount: boolean;
   engine: string;
   url: string;
   schema: string;
@@ -53,7 +54,13 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
   describe: 'Add a connector: test the destination, run its migrations, store it (prints its id)',
   builder: (y) =>
     y
-      .option('account', { type: 'number', demandOption: true, describe: 'the customer account id' })
+      // a string: a bad value is shown as typed, and checked before anything is touched
+      .option('account', { type: 'string', demandOption: true, describe: 'the customer account id' })
+      .option('allow-unknown-account', {
+        type: 'boolean',
+        default: false,
+        describe: 'add it even though the source has no such account yet',
+      })
       .option('engine', { choices: destinationNames, demandOption: true })
       .option('url', {
         type: 'string',
@@ -88,12 +95,13 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
           '[--s3-endpoint URL --s3-path-style --s3-region R] [--format parquet|csv|json] [--every 10m].',
       ) as unknown as Argv<AddArgs>,
   handler: withRuntime<AddArgs>(async (rt, args) => {
-    const streams = args.streams
-      ? args.streams
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : rt.catalog.streams.map((s) => s.name);
+    const streams =
+      args.streams !== undefined
+        ? args.streams
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : rt.catalog.streams.map((s) => s.name);
     const password = args.passwordStdin ? await readPasswordStdin() : undefined;
     const secretAccessKey = args.secretAccessKeyStdin
       ? await readPasswordStdin('secret access key')
@@ -113,6 +121,7 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
       schema: args.schema,
       streams,
       format: args.format,
+      allowUnknownAccount: args.allowUnknownAccount,
     });
     printResult(rt.settings.json, { id: result.id }, () => [
       ...result.checks.checks.map((c) => `  ok  ${c.name} (${c.durationMs.toFixed(0)} ms)`),

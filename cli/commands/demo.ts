@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import pg from 'pg';
 import type { Argv, CommandModule } from 'yargs';
 import { startEmbeddedPostgres } from '../../core/embedded-postgres.js';
+import { connectClient } from '../../db/postgres/connection.js';
 import { addConnector } from '../../pipeline/connector-flows.js';
 import { runConnectors } from '../../pipeline/connectors-run.js';
 import { runExportJob } from '../../pipeline/export-job.js';
@@ -62,8 +62,7 @@ async function runDemo(
   dir: string,
   started: number,
 ): Promise<void> {
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
+  const admin = await connectClient({ connectionString: server.url }, 'demo');
   await admin.query('create database wharf_source');
   await admin.query('create database wharf_warehouse');
   await admin.end();
@@ -122,8 +121,7 @@ async function runDemo(
     say(
       `Loaded them into account 1's warehouse in ${l.transactions} transaction(s): ${formatCount(l.rowsStaged)} rows staged, ${formatCount(l.rowsMerged)} written, in ${l.seconds.toFixed(1)} s.`,
     );
-    const wh = new pg.Client({ connectionString: warehouseUrl });
-    await wh.connect();
+    const wh = await connectClient({ connectionString: warehouseUrl }, 'warehouse');
     try {
       say();
       say('Rows per table in the warehouse (schema "tracking"):');

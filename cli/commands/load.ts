@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { UsageError, WharfError } from '../../core/errors.js';
+import { BusyError, UsageError, WharfError } from '../../core/errors.js';
 import { type ConnectorsRun, runConnectors } from '../../pipeline/connectors-run.js';
 import { runExportJob } from '../../pipeline/export-job.js';
 import type { Runtime } from '../../pipeline/runtime.js';
@@ -31,10 +31,48 @@ export function loadLines(s: ConnectorsRun): string[] {
           : ''),
     );
   }
-  for (const id of s.skipped) lines.push(`connector ${id}: skipped (another load of it is running)`);
-  for (const f of s.failures) lines.push(`connector ${f.connector}: FAILED: ${f.error}`);
+  for (const k of s.skipped) lines.push(`connector ${k.connector}: skipped: ${k.heldBy} is loading it`);
+  // the reason is the error line on stderr (one line per error)
+  for (const f of s.failures) lines.push(`connector ${f.connector}: FAILED`);
+  for (const n of s.notLoaded) {
+    lines.push(
+      n.state === 'failing'
+        ? `connector ${n.connector}: not loaded: parked (state failing)`
+        : `connector ${n.connector}: not loaded: paused`,
+    );
+  }
   if (lines.length === 0) lines.push('no active connectors; add one with `wharf connectors add`');
   return lines;
+}
+
+/**
+ * What did not get done, one error per connector: a failure, a parked connector (exit 1), or a connector another
+ * process holds (exit 3 when that is all). Thrown after the result is printed.
+ */
+export function loadOutcome(s: ConnectorsRun): void {
+  const errors: WharfError[] = [
+    ...s.failures.map((f) => new WharfError(f.error)),
+    ...s.notLoaded
+      .filter((n) => n.state === 'failing')
+      .map(
+        (n) =>
+          new WharfError(
+            `connector ${n.connector} is parked (state failing)${n.reason ? `: ${n.reason}` : ''}`,
+            {
+              hint: `fix the cause, then run \`wharf connectors test ${n.connector}\``,
+            },
+          ),
+      ),
+    ...s.skipped.map(
+      (k) =>
+        new BusyError(
+          `connector ${k.connector} was not loaded: ${k.heldBy} holds its load lock`,
+          'that process is loading it; run the command again once it is done',
+        ),
+    ),
+  ];
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} connector(s) not loaded`);
 }
 
 /** The connectors' jobs with a progress bar per connector in a terminal. */
@@ -54,14 +92,6 @@ function runLoad(
   });
 }
 
-function failIfAny(s: ConnectorsRun): void {
-  if (s.failures.length > 0) {
-    throw new WharfError(`${s.failures.length} connector(s) failed to load`, {
-      hint: 'see the lines above; fix the cause and run `wharf load` again',
-    });
-  }
-}
-
 export const loadCommand: CommandModule<GlobalArgs, LoadArgs> = {
   command: 'load',
   describe: 'Load every exported window a connector has not loaded yet (all active connectors by default)',
@@ -70,7 +100,7 @@ export const loadCommand: CommandModule<GlobalArgs, LoadArgs> = {
   handler: withRuntime<LoadArgs>(async (rt, args) => {
     const summary = await runLoad(rt, args.connector ? { connector: args.connector } : {});
     printResult(rt.settings.json, summary, () => loadLines(summary));
-    failIfAny(summary);
+    loadOutcome(summary);
   }),
 };
 
@@ -84,7 +114,7 @@ export const syncCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       ...exportLines(exported),
       ...loadLines(loaded),
     ]);
-    failIfAny(loaded);
+    loadOutcome(loaded);
   }),
 };
 
@@ -117,5 +147,6 @@ export const replayCommand: CommandModule<GlobalArgs, ReplayArgs> = {
     printResult(rt.settings.json, summary, () =>
       loadLines(summary).map((l) => l.replace(/^connector/, 'replayed connector')),
     );
+    loadOutcome(summary);
   }),
 };

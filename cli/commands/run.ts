@@ -71,20 +71,22 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       if (args.once) {
         const report = await scheduler.tick();
         printResult(rt.settings.json, report, () => tickLines(report));
-        const failed = report.connectors.filter((c) => c.status === 'failed' || c.status === 'parked');
-        if (failed.length > 0 || report.exportError) {
-          throw new WharfError(
-            report.exportError
-              ? `export failed: ${report.exportError}`
-              : `${failed.length} connector(s) failed to load`,
-            { hint: "see the lines above; `wharf status` shows each connector's last error" },
-          );
-        }
+        // one line per error on stderr (the lines above on stdout say what each connector did)
+        const errors = [
+          ...(report.exportError ? [new WharfError(`export failed: ${report.exportError}`)] : []),
+          ...report.connectors
+            .filter((c) => c.status === 'failed' || c.status === 'parked')
+            .map((c) => new WharfError(c.error ?? `connector ${c.connector} failed`)),
+        ];
+        if (errors.length === 1) throw errors[0];
+        if (errors.length > 1) throw new AggregateError(errors, `${errors.length} errors`);
         return;
       }
       const stop = new AbortController();
       const onSignal = (name: string) => () => {
-        rt.logger.info(`${name}: stopping; loads under way finish first (a second ${name} stops at once)`);
+        rt.logger.info(
+          `${name}: stopping; a load waiting for a lock ends now, a running one within ${rt.settings.stopGrace} (rolled back unless it commits first); a second ${name} stops at once`,
+        );
         stop.abort();
       };
       const onTerm = onSignal('SIGTERM');
@@ -111,7 +113,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
 /** A tick's report for a person. */
 export function tickLines(report: TickReport): string[] {
   const lines: string[] = [];
-  if (report.exportError) lines.push(`export FAILED: ${report.exportError}`);
+  if (report.exportError) lines.push('export FAILED');
   else if (report.export) lines.push(...exportLines(report.export));
   for (const c of report.connectors) {
     switch (c.status) {
@@ -127,10 +129,10 @@ export function tickLines(report: TickReport): string[] {
         lines.push(`connector ${c.connector}: skipped (its previous load is still running)`);
         break;
       case 'failed':
-        lines.push(`connector ${c.connector}: FAILED (will be retried): ${c.error}`);
+        lines.push(`connector ${c.connector}: FAILED (will be retried)`);
         break;
       case 'parked':
-        lines.push(`connector ${c.connector}: PARKED (state failing): ${c.error}`);
+        lines.push(`connector ${c.connector}: PARKED (state failing)`);
         break;
       case 'stopped':
         lines.push(`connector ${c.connector}: not started (stopping)`);

@@ -1,7 +1,9 @@
 import pg from 'pg';
 import { WharfError } from '../../core/errors.js';
 import { redactUrls } from '../../core/secret.js';
+import { watchPool } from './connection.js';
 import { classifyPgError } from './errors.js';
+import { lockSessionName } from './locks.js';
 
 /** A URL without its password, for messages. */
 export function describePgUrl(url: string): string {
@@ -15,16 +17,18 @@ export function describePgUrl(url: string): string {
 
 /**
  * A pool whose first connection is checked at once, so an unreachable database is one clear error
- * (`role` names the database in it: "source", "control", "warehouse").
+ * (`role` names the database in it: "source", "control", "warehouse"). Every client it connects is watched
+ * (`watchPool`): a server that restarts fails the queries under way as transient errors, never the process.
  */
 export async function openPool(url: string, role: string, flagHint: string, max = 8): Promise<pg.Pool> {
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    application_name: 'wharf',
+    // `wharf <host>:<pid>`: a lock held on one of its sessions names the process that holds it
+    application_name: lockSessionName('wharf'),
     connectionTimeoutMillis: 15_000,
   });
-  pool.on('error', () => {});
+  watchPool(pool, role);
   try {
     const client = await pool.connect();
     client.release();

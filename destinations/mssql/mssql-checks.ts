@@ -29,6 +29,8 @@ export async function checkMssqlWarehouse(
   const checks: CheckResult[] = [];
   const target = `${settings.host}:${settings.port}/${settings.database} schema ${schema}`;
   let pool: sql.ConnectionPool | undefined;
+  let schemaCreated = false;
+  let probeCreated = false;
   const step = async (name: string, work: () => Promise<void>): Promise<boolean> => {
     const started = performance.now();
     try {
@@ -70,7 +72,10 @@ export async function checkMssqlWarehouse(
       async () => {
         const r = pool!.request();
         r.input('schema', sql.NVarChar, schema);
-        await r.query(`IF SCHEMA_ID(@schema) IS NULL EXEC(N'CREATE SCHEMA ' + QUOTENAME(@schema))`);
+        const made = await r.query<{ created: number }>(
+          `IF SCHEMA_ID(@schema) IS NULL BEGIN EXEC(N'CREATE SCHEMA ' + QUOTENAME(@schema)); SELECT 1 AS created; END ELSE SELECT 0 AS created`,
+        );
+        schemaCreated = made.recordset?.[0]?.created === 1;
       },
     ],
     [
@@ -79,6 +84,7 @@ export async function checkMssqlWarehouse(
         await pool!
           .request()
           .query(`CREATE TABLE ${quoteMssql(schema)}.[_wharf_probe] (id INT NOT NULL PRIMARY KEY)`);
+        probeCreated = true;
       },
     ],
     [
@@ -86,12 +92,32 @@ export async function checkMssqlWarehouse(
       async () => {
         await pool!.request().query(`INSERT INTO ${quoteMssql(schema)}.[_wharf_probe] (id) VALUES (1)`);
         await pool!.request().query(`DROP TABLE ${quoteMssql(schema)}.[_wharf_probe]`);
+        probeCreated = false;
       },
     ],
   ];
+  let failed = false;
   try {
-    for (const [name, work] of checksInOrder) if (!(await step(name, work))) break;
+    for (const [name, work] of checksInOrder) {
+      if (!(await step(name, work))) {
+        failed = true;
+        break;
+      }
+    }
   } finally {
+    // a failed check leaves the warehouse as it was: no probe, and no schema it created
+    if (failed && probeCreated) {
+      await pool
+        ?.request()
+        .query(`DROP TABLE IF EXISTS ${quoteMssql(schema)}.[_wharf_probe]`)
+        .catch(() => {});
+    }
+    if (failed && schemaCreated) {
+      await pool
+        ?.request()
+        .query(`DROP SCHEMA ${quoteMssql(schema)}`)
+        .catch(() => {});
+    }
     await pool?.close().catch(() => {});
   }
   return { ok: checks.every((c) => c.ok), target, checks };

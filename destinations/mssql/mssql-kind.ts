@@ -1,5 +1,6 @@
 import { describeConnection } from '../../connectors/connection-url.js';
 import type { StoredSettings } from '../../connectors/connector-store.js';
+import { mssqlDialect } from '../../loaders/mssql/mssql-dialect.js';
 import { mssqlConnection } from '../../loaders/mssql/mssql-url.js';
 import type { Warehouse } from '../../loaders/warehouse.js';
 import type { DestinationKind } from '../destination-kind.js';
@@ -13,7 +14,7 @@ import { connection, parseWarehouseRequest } from '../warehouse-request.js';
 export const mssqlKind: DestinationKind<StoredSettings, Warehouse> = {
   name: 'mssql',
   family: 'warehouse',
-  parse: (request) => parseWarehouseRequest(request, 'mssql'),
+  parse: (request) => parseWarehouseRequest(request, 'mssql', mssqlDialect.capabilities.maxIdentifierLength),
   describe: (settings) => describeConnection(connection(settings)),
   check: async (t) => {
     const { checkMssqlWarehouse } = await import('./mssql-checks.js');
@@ -25,6 +26,7 @@ export const mssqlKind: DestinationKind<StoredSettings, Warehouse> = {
       connection: mssqlConnection(connection(t.settings), t.secret.password),
       schema: t.schema,
       connectorId: t.connectorId,
+      ...(t.session ? { session: t.session } : {}),
     });
   },
 };

@@ -12,7 +12,10 @@ import {
   sslMode,
 } from '../../connectors/connection-url.js';
 import { redact, type Secret } from '../../core/secret.js';
+import { CONNECTION_LOST, watchClient } from '../../db/postgres/connection.js';
+import { isConnectionLoss } from '../../db/postgres/errors.js';
 import { literalPg, quotePg } from '../../db/postgres/quote.js';
+import { DEFAULT_SESSION_LIMITS } from '../../loaders/warehouse.js';
 import {
   CheckFailure,
   type CheckOptions,
@@ -190,7 +193,9 @@ export async function checkPostgresWarehouse(
       return value;
     } catch (error) {
       failed = true;
-      const code = error instanceof CheckFailure ? error.code : sqlstate(error);
+      const code =
+        (error instanceof CheckFailure ? error.code : sqlstate(error)) ??
+        (isConnectionLoss(error) ? CONNECTION_LOST : undefined);
       const line =
         error instanceof CheckFailure
           ? error.message
@@ -245,13 +250,23 @@ export async function checkPostgresWarehouse(
   await step(
     'authenticate',
     async () => {
-      const candidate = new pg.Client({
-        ...pgClientConfig(settings, password, offersTls),
-        connectionTimeoutMillis: timeoutMs * 2,
-      });
-      candidate.on('error', () => {});
+      const candidate = watchClient(
+        new pg.Client({
+          ...pgClientConfig(settings, password, offersTls),
+          connectionTimeoutMillis: timeoutMs * 2,
+        }),
+        'warehouse',
+      );
       try {
         await candidate.connect();
+        // a check waits for a lock no longer than a load would
+        await candidate.query(
+          "select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)",
+          [
+            `${options.lockTimeoutMs ?? DEFAULT_SESSION_LIMITS.lockTimeoutMs}ms`,
+            `${Math.max(60_000, timeoutMs * 12)}ms`,
+          ],
+        );
         client = candidate;
       } catch (error) {
         await candidate.end().catch(() => {});
@@ -266,6 +281,8 @@ export async function checkPostgresWarehouse(
   const probe = `_wharf_probe_${randomBytes(4).toString('hex')}`;
   const s = quotePg(schema);
   let probeCreated = false;
+  /** The schema step created the schema: a later failure drops it again (the warehouse is left as it was). */
+  let schemaCreated = false;
   try {
     await step(
       'database',
@@ -298,6 +315,7 @@ export async function checkPostgresWarehouse(
         }
         try {
           await client!.query(`create schema if not exists ${s}`);
+          schemaCreated = true;
         } catch (error) {
           if (sqlstate(error) === '42501')
             throw new CheckFailure(schemaGrant(settings, schema, false), '42501');
@@ -356,6 +374,8 @@ export async function checkPostgresWarehouse(
     });
   } finally {
     if (probeCreated) await client?.query(`drop table if exists ${s}.${quotePg(probe)}`).catch(() => {});
+    // a failed check leaves nothing behind: not the probe, nor a schema it created (restrict: only when empty)
+    if (failed && schemaCreated) await client?.query(`drop schema if exists ${s}`).catch(() => {});
     await client?.end().catch(() => {});
   }
   return { ok: !failed, target: clean(target), checks };

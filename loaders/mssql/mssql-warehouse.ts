@@ -5,13 +5,15 @@ import { classifyMssqlError } from '../../db/mssql/errors.js';
 import { quoteMssql } from '../../db/mssql/quote.js';
 import { WINDOW_COLUMN } from '../dialect.js';
 import type { SqlSession } from '../sql-session.js';
-import type {
-  LedgerRow,
-  LedgerStatus,
-  LoadTransaction,
-  StageResult,
-  Warehouse,
-  WindowFile,
+import {
+  DEFAULT_SESSION_LIMITS,
+  type LedgerRow,
+  type LedgerStatus,
+  type LoadTransaction,
+  type SessionLimits,
+  type StageResult,
+  type Warehouse,
+  type WindowFile,
 } from '../warehouse.js';
 import { ledgerStatus, loadedWindows, migrateWarehouse } from '../warehouse-schema.js';
 import { decodeFile } from './bulk-rows.js';
@@ -33,6 +35,16 @@ export interface MssqlWarehouseConfig {
   readonly connectorId?: string;
   /** Rows per bulk-load batch (default 10,000): memory holds one batch at a time. */
   readonly batchRows?: number;
+  /**
+   * `SET LOCK_TIMEOUT` for every transaction and the stop on `signal` (default `DEFAULT_SESSION_LIMITS`); the
+   * statement timeout is the URL's `requestTimeout`.
+   */
+  readonly session?: SessionLimits;
+}
+
+/** `SET LOCK_TIMEOUT <ms>`: a whole number Wharf computed, not user text (the statement takes no parameter). */
+export function lockTimeoutSql(ms: number): string {
+  return `SET LOCK_TIMEOUT ${Math.max(0, Math.round(ms))}`;
 }
 
 /** A SQL Server error as a `WharfError`, classified by error number / driver code. */
@@ -75,8 +87,11 @@ function parameterType(value: unknown): sql.ISqlType | (() => sql.ISqlType) {
   return text.length > 4000 ? sql.NVarChar(sql.MAX) : sql.NVarChar(4000);
 }
 
-/** A pool (or one transaction) as the shared flows' session: parameters bound by name (`@name`). */
-function mssqlSession(on: sql.ConnectionPool | sql.Transaction): SqlSession {
+/**
+ * A pool (or one transaction) as the shared flows' session: parameters bound by name (`@name`). A transaction
+ * it starts sets `lockTimeoutMs` first.
+ */
+function mssqlSession(on: sql.ConnectionPool | sql.Transaction, lockTimeoutMs?: number): SqlSession {
   return {
     query: async <T>(text: string, params: Readonly<Record<string, unknown>> = {}) => {
       const result = await run<T>(
@@ -90,6 +105,7 @@ function mssqlSession(on: sql.ConnectionPool | sql.Transaction): SqlSession {
       const tx = new sql.Transaction(on as sql.ConnectionPool);
       await tx.begin();
       try {
+        if (lockTimeoutMs !== undefined) await run(tx, lockTimeoutSql(lockTimeoutMs));
         const result = await work(mssqlSession(tx));
         await tx.commit();
         return result;
@@ -113,12 +129,33 @@ export class MssqlWarehouse implements Warehouse {
   /** The catalog of the last migrate: parents are looked up in it before each merge. */
   #catalog: Catalog | undefined;
 
+  #stopTimer: NodeJS.Timeout | undefined;
+  #unwatch: (() => void) | undefined;
+
   constructor(config: MssqlWarehouseConfig) {
     this.#config = config;
+    const { signal, stopGraceMs } = config.session ?? DEFAULT_SESSION_LIMITS;
+    if (signal) {
+      // the process is stopping: after the grace period the connections close, and SQL Server rolls the open
+      // transaction back (a wait for a lock ends sooner, at the lock timeout)
+      const onAbort = () => {
+        this.#stopTimer = setTimeout(() => void this.close(), stopGraceMs);
+        this.#stopTimer.unref();
+      };
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#unwatch = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
   }
 
   #context(): ErrorContext {
     return this.#config.connectorId ? { connector: this.#config.connectorId } : {};
+  }
+
+  #lockTimeoutMs(): number {
+    return (this.#config.session ?? DEFAULT_SESSION_LIMITS).lockTimeoutMs;
   }
 
   #connect(): Promise<sql.ConnectionPool> {
@@ -138,7 +175,7 @@ export class MssqlWarehouse implements Warehouse {
     const pool = await this.#connect();
     try {
       await migrateWarehouse(
-        mssqlSession(pool),
+        mssqlSession(pool, this.#lockTimeoutMs()),
         this.dialect,
         catalog,
         streams,
@@ -164,7 +201,9 @@ export class MssqlWarehouse implements Warehouse {
     const tx = new sql.Transaction(pool);
     try {
       await tx.begin();
+      await run(tx, lockTimeoutSql(this.#lockTimeoutMs()));
     } catch (error) {
+      await tx.rollback().catch(() => {});
       throw wrap(error, this.#context());
     }
     return new MssqlLoadTransaction(
@@ -186,6 +225,8 @@ export class MssqlWarehouse implements Warehouse {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#stopTimer);
+    this.#unwatch?.();
     const pool = this.#pool;
     this.#pool = undefined;
     if (pool) await (await pool.catch(() => undefined))?.close().catch(() => {});

@@ -1,21 +1,26 @@
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
-import pg from 'pg';
+import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Catalog, Stream } from '../../catalog/types.js';
-import { IntegrityError, WharfError, withContext } from '../../core/errors.js';
+import { hasCode, IntegrityError, WharfError, withContext } from '../../core/errors.js';
+import { asConnectionLoss, connectClient, isLost } from '../../db/postgres/connection.js';
 import { classifyPgError } from '../../db/postgres/errors.js';
+import { explainLockTimeout, LOCK_NOT_AVAILABLE } from '../../db/postgres/lock-timeout.js';
 import { literalPg, quotePg } from '../../db/postgres/quote.js';
 import { inTransaction } from '../../db/postgres/transaction.js';
 import { LOADED_AT_COLUMN, SYNC_STATUS_TABLE, WINDOW_COLUMN } from '../dialect.js';
 import type { SqlSession } from '../sql-session.js';
-import type {
-  LedgerRow,
-  LedgerStatus,
-  LoadTransaction,
-  StageResult,
-  Warehouse,
-  WindowFile,
+import {
+  DEFAULT_SESSION_LIMITS,
+  type LedgerRow,
+  type LedgerStatus,
+  type LoadTransaction,
+  type SessionLimits,
+  type StageResult,
+  type Warehouse,
+  type WindowFile,
 } from '../warehouse.js';
 import { ledgerStatus, loadedWindows, migrateWarehouse } from '../warehouse-schema.js';
 import { mergeSql, postgresDialect, stagingTableName } from './postgres-dialect.js';
@@ -35,27 +40,41 @@ const MAINTENANCE_WORK_MEM = process.env.WHARF_PG_MAINTENANCE_WORK_MEM ?? '512MB
 export interface PostgresWarehouseConfig {
   readonly client: pg.ClientConfig;
   readonly schema: string;
-  /** Columns of each stream in the files (from the manifest); defaults to the catalog's. */
+  /** The connector, for the context of errors. */
   readonly connectorId?: string;
+  /** Lock and statement timeouts, and the signal that stops the session (defaults: `DEFAULT_SESSION_LIMITS`). */
+  readonly session?: SessionLimits;
 }
 
-/** A PostgreSQL warehouse: COPY into temporary staging tables, merge with the version guard, ledger, commit. */
+/** Turns a failure into the error to report: a lost connection or a lock timeout as one transient line. */
+type Explain = (error: unknown) => Promise<unknown>;
+
+/**
+ * A PostgreSQL warehouse: COPY into temporary staging tables, merge with the version guard, ledger, commit.
+ * Its session sets `lock_timeout` and `statement_timeout`; a lock timeout names the sessions that held the
+ * locks; when the session's signal aborts, a statement waiting for a lock ends at once and a running one after
+ * the grace period (the server rolls the transaction back).
+ */
 export class PostgresWarehouse implements Warehouse {
   readonly dialect = postgresDialect;
   readonly #config: PostgresWarehouseConfig;
+  readonly #limits: SessionLimits;
   #client: pg.Client | undefined;
+  #pid = 0;
   #useMerge = false;
+  #unwatch: (() => void) | undefined;
 
   constructor(config: PostgresWarehouseConfig) {
     this.#config = config;
+    this.#limits = config.session ?? DEFAULT_SESSION_LIMITS;
   }
 
   async #connect(): Promise<pg.Client> {
-    if (this.#client) return this.#client;
-    const client = new pg.Client({ application_name: 'wharf-load', ...this.#config.client });
-    client.on('error', () => {});
+    if (this.#client && !isLost(this.#client)) return this.#client;
+    if (this.#client) await this.close();
+    let client: pg.Client;
     try {
-      await client.connect();
+      client = await connectClient({ application_name: 'wharf-load', ...this.#config.client }, 'warehouse');
     } catch (error) {
       throw new WharfError(`cannot connect to the warehouse: ${(error as Error).message}`, {
         kind: classifyPgError(error),
@@ -64,11 +83,23 @@ export class PostgresWarehouse implements Warehouse {
         hint: 'check the connector with `wharf connectors test`',
       });
     }
-    await client.query("set timezone = 'UTC'; set datestyle = 'ISO, YMD'");
-    const version = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
-    // MERGE from PostgreSQL 15 on (WHARF_PG_MERGE=off keeps INSERT … ON CONFLICT, the path for 13 and 14)
-    this.#useMerge = Number(version.rows[0]!.v) >= 150000 && process.env.WHARF_PG_MERGE !== 'off';
+    try {
+      await client.query("set timezone = 'UTC'; set datestyle = 'ISO, YMD'");
+      const { lockTimeoutMs, statementTimeoutMs } = this.#limits;
+      const session = await client.query<{ v: string; pid: number }>(
+        `select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false),
+                current_setting('server_version_num') as v, pg_backend_pid() as pid`,
+        [`${Math.round(lockTimeoutMs)}ms`, `${Math.round(statementTimeoutMs)}ms`],
+      );
+      // MERGE from PostgreSQL 15 on (WHARF_PG_MERGE=off keeps INSERT … ON CONFLICT, the path for 13 and 14)
+      this.#useMerge = Number(session.rows[0]!.v) >= 150000 && process.env.WHARF_PG_MERGE !== 'off';
+      this.#pid = session.rows[0]!.pid;
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw withContext(error, this.#context());
+    }
     this.#client = client;
+    this.#watchSignal(client);
     return client;
   }
 
@@ -76,32 +107,129 @@ export class PostgresWarehouse implements Warehouse {
     return this.#config.connectorId ? { connector: this.#config.connectorId } : {};
   }
 
+  /** The error to report for `error`: a lost connection or a lock timeout as one transient line, in context. */
+  readonly #explain: Explain = async (error) => {
+    const lost = asConnectionLoss(error, 'warehouse');
+    if (lost !== error) return withContext(lost, this.#context());
+    if (!hasCode(error, LOCK_NOT_AVAILABLE)) return error;
+    try {
+      const side = await this.#sideClient().catch(() => undefined);
+      const explained = await explainLockTimeout(
+        error,
+        side,
+        this.#config.schema,
+        this.#limits.lockTimeoutMs,
+      );
+      return withContext(explained, this.#context());
+    } finally {
+      this.#endSide();
+    }
+  };
+
+  #side: pg.Client | undefined;
+
+  /** A second session on the warehouse, for what cannot run on the busy one (who holds a lock, ending it). */
+  async #sideClient(): Promise<pg.Client> {
+    this.#side ??= await connectClient(
+      { ...this.#config.client, application_name: 'wharf-load-watch' },
+      'warehouse',
+    );
+    return this.#side;
+  }
+
+  #endSide(): void {
+    const side = this.#side;
+    this.#side = undefined;
+    side?.end().catch(() => {});
+  }
+
+  async #guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw await this.#explain(error);
+    }
+  }
+
+  /** Stops the session when its signal aborts (see `#stop`). */
+  #watchSignal(client: pg.Client): void {
+    const signal = this.#limits.signal;
+    if (!signal) return;
+    const onAbort = () => void this.#stop(client);
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#unwatch = () => signal.removeEventListener('abort', onAbort);
+  }
+
+  /**
+   * Ends the session's work because the process is stopping: a statement waiting for a lock at once, a running
+   * one once `stopGraceMs` has passed (`pg_terminate_backend` on our own backend, from a second session: the
+   * server rolls the transaction back and releases its locks). Watches until the session is closed.
+   */
+  async #stop(client: pg.Client): Promise<void> {
+    const deadline = Date.now() + this.#limits.stopGraceMs;
+    try {
+      const side = await connectClient(
+        { ...this.#config.client, application_name: 'wharf-load-stop' },
+        'warehouse',
+      );
+      try {
+        while (this.#client === client && !isLost(client)) {
+          const r = await side.query<{ w: string | null }>(
+            'select wait_event_type as w from pg_stat_activity where pid = $1',
+            [this.#pid],
+          );
+          if (r.rows.length === 0) return;
+          if (r.rows[0]!.w === 'Lock' || Date.now() >= deadline) {
+            await side.query('select pg_terminate_backend($1)', [this.#pid]);
+            return;
+          }
+          await sleep(100);
+        }
+      } finally {
+        await side.end().catch(() => {});
+      }
+    } catch {
+      // the warehouse cannot be reached for a second session: drop the connection once the grace is over
+      await sleep(Math.max(0, deadline - Date.now()));
+      if (this.#client === client) await client.end().catch(() => {});
+    }
+  }
+
   async migrate(catalog: Catalog, streams: readonly string[]): Promise<void> {
     const session = pgSession(await this.#connect());
     try {
       await migrateWarehouse(session, this.dialect, catalog, streams, this.#config.schema, this.#context());
     } catch (error) {
-      throw withContext(error, this.#context());
+      throw withContext(await this.#explain(error), this.#context());
     }
   }
 
   async loaded(candidates: readonly string[]): Promise<Map<string, Set<string>>> {
-    return loadedWindows(pgSession(await this.#connect()), this.dialect, this.#config.schema, candidates);
+    const client = await this.#connect();
+    return this.#guard(() => loadedWindows(pgSession(client), this.dialect, this.#config.schema, candidates));
   }
 
   async begin(): Promise<LoadTransaction> {
     const client = await this.#connect();
-    await client.query('begin');
-    return new PostgresLoadTransaction(client, this.#config.schema, this.#useMerge);
+    await this.#guard(() => client.query('begin'));
+    return new PostgresLoadTransaction(client, this.#config.schema, this.#useMerge, this.#explain);
   }
 
   async status(): Promise<LedgerStatus> {
-    return ledgerStatus(pgSession(await this.#connect()), this.dialect, this.#config.schema);
+    const client = await this.#connect();
+    return this.#guard(() => ledgerStatus(pgSession(client), this.dialect, this.#config.schema));
   }
 
   async close(): Promise<void> {
     const client = this.#client;
     this.#client = undefined;
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    this.#endSide();
     if (client) await client.end().catch(() => {});
   }
 }
@@ -126,16 +254,48 @@ class PostgresLoadTransaction implements LoadTransaction {
   readonly #highWater = new Map<string, Date>();
 
   readonly #useMerge: boolean;
+  readonly #explain: Explain;
   /** Streams COPYed straight into their empty target: the keys and indexes merge() builds, and the rows. */
   readonly #direct = new Map<string, { rebuild: () => Promise<void>; rows: number }>();
 
-  constructor(client: pg.Client, schema: string, useMerge: boolean) {
+  constructor(client: pg.Client, schema: string, useMerge: boolean, explain: Explain) {
     this.#client = client;
     this.#schema = schema;
     this.#useMerge = useMerge;
+    this.#explain = explain;
   }
 
-  async stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
+  async #guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw await this.#explain(error);
+    }
+  }
+
+  stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
+    return this.#guard(() => this.#stage(stream, files));
+  }
+
+  merge(stream: Stream): Promise<number> {
+    return this.#guard(() => this.#merge(stream));
+  }
+
+  record(rows: readonly LedgerRow[]): Promise<void> {
+    return this.#guard(() => this.#record(rows));
+  }
+
+  commit(): Promise<void> {
+    return this.#guard(async () => {
+      await this.#client.query('commit');
+    });
+  }
+
+  async rollback(): Promise<void> {
+    await this.#client.query('rollback').catch(() => {});
+  }
+
+  async #stage(stream: Stream, files: readonly WindowFile[]): Promise<StageResult> {
     const client = this.#client;
     const pending = this.#direct.get(stream.name);
     if (pending) {
@@ -218,7 +378,7 @@ class PostgresLoadTransaction implements LoadTransaction {
     }
   }
 
-  async merge(stream: Stream): Promise<number> {
+  async #merge(stream: Stream): Promise<number> {
     const target = `${q(this.#schema)}.${q(stream.name)}`;
     const direct = this.#direct.get(stream.name);
     if (direct) {
@@ -313,7 +473,7 @@ class PostgresLoadTransaction implements LoadTransaction {
     };
   }
 
-  async record(rows: readonly LedgerRow[]): Promise<void> {
+  async #record(rows: readonly LedgerRow[]): Promise<void> {
     if (rows.length === 0) return;
     // freshness for the customer's analysts: per stream, how far the warehouse is loaded
     const last = new Map<string, LedgerRow>();
@@ -348,13 +508,5 @@ class PostgresLoadTransaction implements LoadTransaction {
       rows.map((r) => r.windowStart),
       rows.map((r) => r.windowEnd),
     ]);
-  }
-
-  async commit(): Promise<void> {
-    await this.#client.query('commit');
-  }
-
-  async rollback(): Promise<void> {
-    await this.#client.query('rollback').catch(() => {});
   }
 }
