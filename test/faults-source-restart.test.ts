@@ -51,7 +51,9 @@ function waitForBlockedCopy(): Promise<number> {
   return waitFor(() =>
     withSource(async (pool) => {
       const r = await pool.query<{ pid: number }>(
-        `select pid from pg_stat_activity where query ilike 'copy (select%' and wait_event_type = 'Lock'`,
+        // the export's read of conversions (its account count, then its COPY) waits on the test's lock
+        `select pid from pg_stat_activity
+          where query ilike '%conversions%' and wait_event_type = 'Lock' and application_name like 'wharf%'`,
       );
       return r.rows[0]?.pid;
     }),
