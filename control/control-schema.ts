@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
+import { retlControlMigrationSql } from './retl-control-schema.js';
 
 /**
  * The control schema (default `wharf`, in the source database unless --control-url says otherwise):
@@ -140,6 +141,11 @@ export const controlMigrations: readonly ControlMigration[] = [
         loaded_at timestamptz
       );
     `,
+  },
+  {
+    version: 7,
+    description: 'reverse ETL: sources, syncs, their secrets, runs and files, sent calls',
+    sql: retlControlMigrationSql,
   },
 ];
 

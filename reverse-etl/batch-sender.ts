@@ -56,6 +56,8 @@ export interface SendResult {
 export interface BatchSender {
   /** How the receiver wants its calls cut into requests (default: 500,000 bytes, no count limit). */
   readonly limits?: BatchLimits | undefined;
+  /** Requests a run keeps in flight at most (default 1). */
+  readonly inFlight?: number | undefined;
   send(lines: readonly string[], index: number): Promise<SendResult>;
 }
 
@@ -84,6 +86,8 @@ export interface SenderOptions {
   }) => void;
   /** See `BatchSender.limits`. */
   readonly limits?: BatchLimits;
+  /** See `BatchSender.inFlight`. */
+  readonly inFlight?: number;
 }
 
 /** The receiver's message is cut to this many characters in errors. */
@@ -106,12 +110,14 @@ export class HttpBatchSender implements BatchSender {
   readonly #authorization: string;
   readonly #retry: RetryPolicy;
   readonly limits: BatchLimits | undefined;
+  readonly inFlight: number | undefined;
 
   constructor(endpoint: DeliveryEndpoint, options: SenderOptions = {}) {
     this.#endpoint = endpoint;
     this.#options = options;
     this.#retry = options.retry ?? {};
     this.limits = options.limits;
+    this.inFlight = options.inFlight;
     this.#authorization = `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`;
   }
 

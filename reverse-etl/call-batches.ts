@@ -22,30 +22,62 @@ export interface BatchLimits {
 }
 
 /**
- * Cuts a run's calls into request bodies of at most `maxBytes` (and `maxCalls`), greedily and in order:
- * the same calls always make the same batches, so a resumed run can skip the ones already acknowledged.
+ * Cuts calls into request bodies of at most `maxBytes` (and `maxCalls`), greedily and in order, one call at
+ * a time: the same calls always make the same batches, so a resumed run can skip the ones already
+ * acknowledged. Indices go on from `firstIndex`.
  */
+export class BatchCutter {
+  readonly #maxBytes: number;
+  readonly #maxCalls: number;
+  #index: number;
+  #lines: string[] = [];
+  #bytes = BODY_OVERHEAD;
+
+  constructor(limits: BatchLimits = {}, firstIndex = 0) {
+    this.#maxBytes = limits.maxBytes ?? MAX_BATCH_BYTES;
+    this.#maxCalls = limits.maxCalls ?? Number.POSITIVE_INFINITY;
+    this.#index = firstIndex;
+  }
+
+  /** Adds a call; returns the batch it closed, if it closed one (the call starts the next batch). */
+  add(line: string): CallBatch | undefined {
+    const size = Buffer.byteLength(line);
+    let closed: CallBatch | undefined;
+    // a comma before every call but the first
+    if (
+      this.#lines.length > 0 &&
+      (this.#bytes + 1 + size > this.#maxBytes || this.#lines.length >= this.#maxCalls)
+    ) {
+      closed = this.flush();
+    }
+    this.#bytes += size + (this.#lines.length > 0 ? 1 : 0);
+    this.#lines.push(line);
+    return closed;
+  }
+
+  /** The batch being filled, if it has calls; the next call starts a new one. */
+  flush(): CallBatch | undefined {
+    if (this.#lines.length === 0) return undefined;
+    const batch = { index: this.#index++, lines: this.#lines, bytes: this.#bytes };
+    this.#lines = [];
+    this.#bytes = BODY_OVERHEAD;
+    return batch;
+  }
+}
+
+/** Cuts a run's calls into batches (see `BatchCutter`). */
 export async function* callBatches(
   lines: AsyncIterable<string>,
   limits: BatchLimits = {},
+  firstIndex = 0,
 ): AsyncGenerator<CallBatch> {
-  const maxBytes = limits.maxBytes ?? MAX_BATCH_BYTES;
-  const maxCalls = limits.maxCalls ?? Number.POSITIVE_INFINITY;
-  let index = 0;
-  let batch: string[] = [];
-  let bytes = BODY_OVERHEAD;
+  const cutter = new BatchCutter(limits, firstIndex);
   for await (const line of lines) {
-    const size = Buffer.byteLength(line);
-    // a comma before every call but the first
-    if (batch.length > 0 && (bytes + 1 + size > maxBytes || batch.length >= maxCalls)) {
-      yield { index: index++, lines: batch, bytes };
-      batch = [];
-      bytes = BODY_OVERHEAD;
-    }
-    bytes += size + (batch.length > 0 ? 1 : 0);
-    batch.push(line);
+    const batch = cutter.add(line);
+    if (batch !== undefined) yield batch;
   }
-  if (batch.length > 0) yield { index, lines: batch, bytes };
+  const last = cutter.flush();
+  if (last !== undefined) yield last;
 }
 
 /** The request body of a batch: `{"batch":[…],"sentAt":"…"}`, `sentAt` the moment it is sent. */

@@ -7,12 +7,17 @@ import { IntegrityError, WharfError } from '../core/errors.js';
 import { openSpool, type Spool } from '../exporter/spool-file.js';
 import { GzipOutput } from '../exporter/writers/gzip-output.js';
 import type { StagingStore, StoredObject } from '../staging/staging-store.js';
+import { BatchCutter, type BatchLimits, type CallBatch } from './call-batches.js';
 import { CALL_TYPES } from './row-to-call.js';
 
 export const CALL_MANIFEST_VERSION = 1;
 
-/** A file's uncompressed size at which the next call starts a new file. */
-export const DEFAULT_CALL_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * A file's uncompressed size at which the next call starts a new file. A file is delivered as soon as it is
+ * staged, from the batches kept in memory (about this size, twice at most): small enough for flat memory,
+ * big enough to keep objects and control rows few (about 60 files for a million identify calls).
+ */
+export const DEFAULT_CALL_FILE_BYTES = 16 * 1024 * 1024;
 
 /** Rejected rows kept as examples in a manifest (all are counted per reason). */
 export const REJECTED_SAMPLES = 100;
@@ -68,6 +73,14 @@ export function callManifestKey(syncId: string, runId: string): string {
   return `${runPrefix(syncId, runId)}manifest.json`;
 }
 
+/** A call file just staged, with its calls cut into batches (indices go on across the run's files). */
+export interface StagedCallFile {
+  /** From 1, in the run's order. */
+  readonly seq: number;
+  readonly file: CallFile;
+  readonly batches: readonly CallBatch[];
+}
+
 export interface CallFileWriterConfig {
   readonly store: StagingStore;
   readonly syncId: string;
@@ -76,18 +89,26 @@ export interface CallFileWriterConfig {
   readonly spoolDir: string;
   /** Default `DEFAULT_CALL_FILE_BYTES`. */
   readonly maxFileBytes?: number;
+  /** How calls are cut into requests (the sender's limits): a file's batches never span files. */
+  readonly limits?: BatchLimits;
+  /** Told of every file once it is staged, in order; the next file waits for it. */
+  readonly onFile?: (staged: StagedCallFile) => Promise<void>;
 }
 
 /**
  * Writes a run's calls as immutable NDJSON gzip files, `retl/<sync>/<run>/calls-000001.ndjson.gz`, …:
  * one call per line, a new file past `maxFileBytes`; each file is spooled locally (hashed on its way to
- * disk), then put in the staging store under its deterministic key. Memory holds one gzip buffer.
+ * disk), then put in the staging store under its deterministic key, and handed to `onFile` with its
+ * batches. Memory holds one gzip buffer and the current file's calls.
  */
 export class CallFileWriter {
   readonly #config: CallFileWriterConfig;
   readonly #files: CallFile[] = [];
   #spool: Spool | undefined;
   #gzip: GzipOutput | undefined;
+  #cutter: BatchCutter | undefined;
+  #batches: CallBatch[] = [];
+  #nextBatch = 0;
   #calls = 0;
   #bytes = 0;
 
@@ -101,6 +122,8 @@ export class CallFileWriter {
     if (this.#gzip === undefined) this.#open();
     this.#calls++;
     this.#bytes += line.length + 1;
+    const batch = this.#cutter!.add(line);
+    if (batch !== undefined) this.#batches.push(batch);
     const wait = this.#gzip!.writeText(`${line}\n`);
     if (this.#bytes >= (this.#config.maxFileBytes ?? DEFAULT_CALL_FILE_BYTES)) {
       return (wait ?? Promise.resolve()).then(() => this.#close());
@@ -122,6 +145,7 @@ export class CallFileWriter {
   #open(): void {
     this.#spool = openSpool(this.#config.spoolDir);
     this.#gzip = new GzipOutput(this.#spool.out);
+    this.#cutter = new BatchCutter(this.#config.limits, this.#nextBatch);
     this.#calls = 0;
     this.#bytes = 0;
   }
@@ -129,9 +153,12 @@ export class CallFileWriter {
   async #close(): Promise<void> {
     const spool = this.#spool!;
     await this.#gzip!.end();
+    const last = this.#cutter!.flush();
+    if (last !== undefined) this.#batches.push(last);
     const file = await spool.done;
     const { syncId, runId, store } = this.#config;
-    const key = `${runPrefix(syncId, runId)}calls-${String(this.#files.length + 1).padStart(6, '0')}.ndjson.gz`;
+    const seq = this.#files.length + 1;
+    const key = `${runPrefix(syncId, runId)}calls-${String(seq).padStart(6, '0')}.ndjson.gz`;
     let stored: StoredObject;
     try {
       stored = await store.putFile(key, file.path, {
@@ -141,9 +168,15 @@ export class CallFileWriter {
     } finally {
       await rm(file.path, { force: true });
     }
-    this.#files.push({ key, calls: this.#calls, bytes: stored.bytes, sha256: file.sha256 });
+    const staged = { key, calls: this.#calls, bytes: stored.bytes, sha256: file.sha256 };
+    this.#files.push(staged);
+    const batches = this.#batches;
+    this.#nextBatch += batches.length;
     this.#spool = undefined;
     this.#gzip = undefined;
+    this.#cutter = undefined;
+    this.#batches = [];
+    await this.#config.onFile?.({ seq, file: staged, batches });
   }
 }
 
@@ -186,33 +219,63 @@ export async function readCallManifest(store: StagingStore, key: string): Promis
  * The calls of a run, in order, one JSON line each, read back from its files (each checked against its
  * sha256 and count). Streams: one chunk of one file in memory at a time.
  */
-export async function* readCalls(store: StagingStore, manifest: CallManifest): AsyncGenerator<string> {
-  for (const file of manifest.files) {
-    const gunzip = createGunzip();
-    const source = await store.get(file.key, file.sha256);
-    source.on('error', (error) => gunzip.destroy(error));
-    source.pipe(gunzip);
-    gunzip.setEncoding('utf8');
-    let rest = '';
-    let calls = 0;
-    for await (const chunk of gunzip as AsyncIterable<string>) {
-      const text = rest + chunk;
-      let start = 0;
-      for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
-        calls++;
-        yield text.slice(start, end);
-        start = end + 1;
+export async function* readCalls(
+  store: StagingStore,
+  manifest: Pick<CallManifest, 'files'>,
+): AsyncGenerator<string> {
+  for (const file of manifest.files) yield* readFileCalls(store, file);
+}
+
+/**
+ * The batches of a run's files as they were cut when the files were written: per file (a batch never spans
+ * two files), indices going on from one file to the next. Streams, like `readCalls`.
+ */
+export async function* stagedBatches(
+  store: StagingStore,
+  files: readonly CallFile[],
+  limits?: BatchLimits,
+): AsyncGenerator<CallBatch> {
+  let next = 0;
+  for (const file of files) {
+    const cutter = new BatchCutter(limits, next);
+    for await (const line of readFileCalls(store, file)) {
+      const batch = cutter.add(line);
+      if (batch !== undefined) {
+        next = batch.index + 1;
+        yield batch;
       }
-      rest = text.slice(start);
     }
-    if (rest !== '' || calls !== file.calls) {
-      throw new IntegrityError(
-        `staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`,
-        {
-          context: { key: file.key },
-          hint: 'the staged file was changed; run the sync again instead of replaying it',
-        },
-      );
+    const last = cutter.flush();
+    if (last !== undefined) {
+      next = last.index + 1;
+      yield last;
     }
+  }
+}
+
+/** One file's calls, checked against its sha256 and count. */
+export async function* readFileCalls(store: StagingStore, file: CallFile): AsyncGenerator<string> {
+  const gunzip = createGunzip();
+  const source = await store.get(file.key, file.sha256);
+  source.on('error', (error) => gunzip.destroy(error));
+  source.pipe(gunzip);
+  gunzip.setEncoding('utf8');
+  let rest = '';
+  let calls = 0;
+  for await (const chunk of gunzip as AsyncIterable<string>) {
+    const text = rest + chunk;
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+      calls++;
+      yield text.slice(start, end);
+      start = end + 1;
+    }
+    rest = text.slice(start);
+  }
+  if (rest !== '' || calls !== file.calls) {
+    throw new IntegrityError(`staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`, {
+      context: { key: file.key },
+      hint: 'the staged file was changed; run the sync again instead of replaying it',
+    });
   }
 }
