@@ -1,11 +1,14 @@
 import yargs from 'yargs';
-import { errorMessage, UsageError, WharfError } from '../core/errors.js';
+import { BusyError, errorMessage, UsageError, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
 import { commands } from './commands/index.js';
 
 const VERSION = '0.1.0';
 
-/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage error). */
+/** Exit codes: the work was done (or nothing was due), it failed, the command was wrong, another process holds it. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 3 } as const;
+
+/** Runs the CLI; returns the exit code (`EXIT`: 0 ok, 1 failure, 2 usage error, 3 skipped: another process holds the lock). */
 export async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   const parser = yargs([...argv])
@@ -49,11 +52,20 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** One line on stderr: what failed, where, what to do. The stack only with --verbose. */
+/**
+ * One line on stderr per error: what failed, where, what to do (an `AggregateError` is one line for each of
+ * its errors). The stack only with --verbose. The exit code: 2 for a usage error, 3 when the only problem is
+ * work another process holds (`BusyError`), 1 otherwise.
+ */
 export function reportError(error: unknown, verbose: boolean): number {
-  const line = error instanceof WharfError ? error.oneLine() : errorMessage(error);
-  process.stderr.write(`wharf: error: ${redactUrls(line)}\n`);
-  if (verbose && error instanceof Error && error.stack) process.stderr.write(`${redactUrls(error.stack)}\n`);
-  if (error instanceof WharfError && error.kind === 'usage') return 2;
-  return 1;
+  const errors = error instanceof AggregateError && error.errors.length > 0 ? error.errors : [error];
+  for (const e of errors) {
+    const line = e instanceof WharfError ? e.oneLine() : errorMessage(e);
+    const label = e instanceof BusyError ? 'skipped' : 'error';
+    process.stderr.write(`wharf: ${label}: ${redactUrls(line)}\n`);
+    if (verbose && e instanceof Error && e.stack) process.stderr.write(`${redactUrls(e.stack)}\n`);
+  }
+  if (errors.some((e) => e instanceof WharfError && e.kind === 'usage')) return EXIT.usage;
+  if (errors.every((e) => e instanceof BusyError)) return EXIT.busy;
+  return EXIT.failed;
 }

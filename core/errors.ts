@@ -8,6 +8,8 @@ export interface ErrorContext {
   readonly window?: string;
   readonly stream?: string;
   readonly connector?: string;
+  /** A reverse-ETL sync. */
+  readonly sync?: string;
   readonly account?: string | number;
   readonly key?: string;
 }
@@ -55,6 +57,16 @@ export class UsageError extends WharfError {
   }
 }
 
+/**
+ * The work asked for was not done because another process holds its lock (another load of the connector,
+ * another export): not a failure, but not done either. One-shot commands exit 3.
+ */
+export class BusyError extends WharfError {
+  constructor(message: string, hint?: string) {
+    super(message, { kind: 'transient', code: 'WHARF_BUSY', ...(hint ? { hint } : {}) });
+  }
+}
+
 /** A staging key that already exists was written to again. */
 export class AlreadyExistsError extends WharfError {}
 
@@ -67,6 +79,7 @@ export class ConfigError extends WharfError {}
 export function describeContext(context: ErrorContext): string {
   const parts: string[] = [];
   if (context.connector !== undefined) parts.push(`connector ${context.connector}`);
+  if (context.sync !== undefined) parts.push(`sync ${context.sync}`);
   if (context.account !== undefined) parts.push(`account ${context.account}`);
   if (context.window !== undefined) parts.push(`window ${context.window}`);
   if (context.stream !== undefined) parts.push(`stream ${context.stream}`);

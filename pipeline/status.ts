@@ -7,6 +7,7 @@ import type { LedgerStatus } from '../loaders/warehouse.js';
 import { STAGING_FORMAT } from '../staging/manifest.js';
 import { openWarehouse } from './connector-job.js';
 import type { Runtime } from './runtime.js';
+import { type SyncStatus, syncStatuses } from './sync-status.js';
 
 export interface ConnectorStatus {
   id: string;
@@ -37,6 +38,8 @@ export interface StatusReport {
   readonly exportedWindows: number;
   readonly exportedUpTo: string | null;
   readonly connectors: readonly ConnectorStatus[];
+  /** Reverse-ETL syncs. */
+  readonly syncs: readonly SyncStatus[];
 }
 
 /** What a connector's warehouse ledger says (for a connector without progress in the control database). */
@@ -102,5 +105,6 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
     exportedWindows: exported.count,
     exportedUpTo: exported.newestEnd?.toISOString() ?? null,
     connectors: out,
+    syncs: await syncStatuses(rt),
   };
 }

@@ -273,9 +273,12 @@ export async function* readFileCalls(store: StagingStore, file: CallFile): Async
     rest = text.slice(start);
   }
   if (rest !== '' || calls !== file.calls) {
-    throw new IntegrityError(`staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`, {
-      context: { key: file.key },
-      hint: 'the staged file was changed; run the sync again instead of replaying it',
-    });
+    throw new IntegrityError(
+      `staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`,
+      {
+        context: { key: file.key },
+        hint: 'the staged file was changed; run the sync again instead of replaying it',
+      },
+    );
   }
 }

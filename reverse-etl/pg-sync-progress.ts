@@ -11,6 +11,21 @@ import type {
   SyncState,
 } from './sync-progress.js';
 
+/** One of a sync's runs, as `wharf retl syncs show` lists it. */
+export interface RecentRun {
+  readonly runId: string;
+  /** `running` (also a run stopped by a transient error, until it is taken up), `ok`, `failed`. */
+  readonly status: string;
+  readonly startedAt: Date;
+  readonly finishedAt: Date | null;
+  readonly rows: number;
+  readonly calls: number;
+  /** Calls the receiver acknowledged. */
+  readonly delivered: number;
+  readonly rejected: number;
+  readonly error: string | null;
+}
+
 /**
  * `SyncProgress` and `SentCallLedger` on the control tables of the reverse-ETL migration (`runs`,
  * `retl_runs`, `retl_run_files`, `retl_sent_calls`; `retl_syncs` for a sync's start). Ids are the tables'
@@ -156,10 +171,10 @@ export class PgSyncProgress implements SyncProgress, SentCallLedger {
     const s = this.#s;
     if (outcome.status === 'interrupted') {
       // the run history says it failed, and why; its reverse-ETL state stays for the next run to take up
-      await this.#db.query(`update ${s}.runs set status = 'failed', finished_at = now(), error = $2 where id = $1`, [
-        runId,
-        outcome.error,
-      ]);
+      await this.#db.query(
+        `update ${s}.runs set status = 'failed', finished_at = now(), error = $2 where id = $1`,
+        [runId, outcome.error],
+      );
       return;
     }
     await inTransaction(this.#db, async (c) => {
@@ -192,6 +207,48 @@ export class PgSyncProgress implements SyncProgress, SentCallLedger {
         ]);
       }
     });
+  }
+
+  /** The manifest of a staged run of the sync; undefined when it has none (or is not the sync's). */
+  async manifestOf(syncId: string, runId: string): Promise<string | undefined> {
+    if (!/^\d{1,18}$/.test(runId)) return undefined;
+    const r = await this.#db.query<{ manifest_key: string | null }>(
+      `select manifest_key from ${this.#s}.retl_runs where sync_id = $1 and run_id = $2`,
+      [syncId, runId],
+    );
+    return r.rows[0]?.manifest_key ?? undefined;
+  }
+
+  /** The sync's latest runs, newest first. */
+  async recentRuns(syncId: string, limit = 10): Promise<RecentRun[]> {
+    const r = await this.#db.query<{
+      run_id: string;
+      status: string;
+      started_at: Date;
+      finished_at: Date | null;
+      rows: string;
+      calls: string;
+      calls_acked: string;
+      rejected: string;
+      error: string | null;
+    }>(
+      `select r.run_id::text, u.status, u.started_at, u.finished_at, r.rows::text, r.calls::text,
+              r.calls_acked::text, r.rejected::text, u.error
+         from ${this.#s}.retl_runs r join ${this.#s}.runs u on u.id = r.run_id
+        where r.sync_id = $1 order by r.run_id desc limit $2`,
+      [syncId, limit],
+    );
+    return r.rows.map((row) => ({
+      runId: row.run_id,
+      status: row.status,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      rows: Number(row.rows),
+      calls: Number(row.calls),
+      delivered: Number(row.calls_acked),
+      rejected: Number(row.rejected),
+      error: row.error,
+    }));
   }
 
   async alreadySent(syncId: string, messageIds: readonly string[]): Promise<ReadonlySet<string>> {

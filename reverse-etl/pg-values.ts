@@ -43,7 +43,13 @@ function trimFraction(text: string): string {
 export const asTimestamptz: PgValueDecoder = (text) => {
   // the usual shape, `YYYY-MM-DD HH:MM:SS[.ffffff][+00]`, without a regular expression
   const n = text.length;
-  if (n >= 19 && n <= 29 && text.charCodeAt(4) === 45 && text.charCodeAt(10) === 32 && text.charCodeAt(13) === 58) {
+  if (
+    n >= 19 &&
+    n <= 29 &&
+    text.charCodeAt(4) === 45 &&
+    text.charCodeAt(10) === 32 &&
+    text.charCodeAt(13) === 58
+  ) {
     if (text.endsWith('+00')) return `${text.slice(0, 10)}T${text.slice(11, n - 3)}Z`;
     if (n <= 26 && text.indexOf('+', 19) < 0 && text.indexOf('-', 19) < 0 && text.indexOf(' ', 11) < 0) {
       return `${text.slice(0, 10)}T${text.slice(11)}Z`;

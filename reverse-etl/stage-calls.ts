@@ -8,8 +8,8 @@ import {
   REJECTED_SAMPLES,
   type StagedCallFile,
 } from './call-files.js';
-import { isoMicros, parameterOf } from './run-values.js';
 import { CallMapper, messageIdOf } from './row-to-call.js';
+import { isoMicros, parameterOf } from './run-values.js';
 import type { SyncDefinition, SyncRunDeps } from './sync-run.js';
 
 /** What `stageCalls` leaves to do once the manifest is recorded: the last file's batches. */
@@ -48,7 +48,12 @@ export async function stageCalls(
   let queue: Promise<void> = Promise.resolve();
   const handed: Promise<void>[] = [];
   const onFile = async (staged: StagedCallFile): Promise<void> => {
-    await deps.progress.fileStaged(runId, { seq: staged.seq, file: staged.file, sinceMicros: since, startedAtMicros });
+    await deps.progress.fileStaged(runId, {
+      seq: staged.seq,
+      file: staged.file,
+      sinceMicros: since,
+      startedAtMicros,
+    });
     if (!reading) {
       rest.push(...staged.batches);
       return;

@@ -193,7 +193,11 @@ async function deliverStaged(
  * staged files are delivered and all their calls remembered as sent, so that the new run, which reads again
  * from the same `last_sync_time`, leaves them out. Returns true in that case.
  */
-async function takeUpDeadRead(deps: SyncRunDeps, sync: SyncDefinition, dead: UnfinishedRun): Promise<boolean> {
+async function takeUpDeadRead(
+  deps: SyncRunDeps,
+  sync: SyncDefinition,
+  dead: UnfinishedRun,
+): Promise<boolean> {
   const sent = dead.acknowledgedBatches > 0 || dead.acknowledgedAhead.length > 0;
   if (!sent || deps.ledger === undefined) {
     await deps.progress.finished(dead.runId, {
@@ -205,7 +209,8 @@ async function takeUpDeadRead(deps: SyncRunDeps, sync: SyncDefinition, dead: Unf
     return false;
   }
   const delivery = newDelivery(deps, sync, dead.runId, dead);
-  for await (const batch of stagedBatches(deps.store, dead.files, deps.sender.limits)) await delivery.send(batch);
+  for await (const batch of stagedBatches(deps.store, dead.files, deps.sender.limits))
+    await delivery.send(batch);
   await delivery.finish();
   let ids: string[] = [];
   let calls = 0;
