@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { causes, UsageError, WharfError } from '../core/errors.js';
 import { redact, Secret } from '../core/secret.js';
-import { type BatchLimits, batchBody } from './call-batches.js';
+import { type BatchLimits, batchBody, packedBody } from './call-batches.js';
 
 /** A Segment-compatible batch endpoint: its URL without the write key, and the key apart. */
 export interface DeliveryEndpoint {
@@ -58,7 +58,8 @@ export interface BatchSender {
   readonly limits?: BatchLimits | undefined;
   /** Requests a run keeps in flight at most (default 1). */
   readonly inFlight?: number | undefined;
-  send(lines: readonly string[], index: number): Promise<SendResult>;
+  /** Sends calls: each call's JSON, or a packed batch's payload (`PackedBatch.payload`). */
+  send(calls: readonly string[] | Buffer, index: number): Promise<SendResult>;
 }
 
 /** How failed requests are retried. */
@@ -121,10 +122,10 @@ export class HttpBatchSender implements BatchSender {
     this.#authorization = `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`;
   }
 
-  async send(lines: readonly string[], index: number): Promise<SendResult> {
+  async send(calls: readonly string[] | Buffer, index: number): Promise<SendResult> {
     const maxAttempts = this.#retry.maxAttempts ?? 8;
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(lines, index);
+      const outcome = await this.#attempt(calls, index);
       if (outcome.ok) return { status: outcome.status, attempts: attempt };
       if (attempt >= maxAttempts) {
         throw new WharfError(
@@ -143,7 +144,7 @@ export class HttpBatchSender implements BatchSender {
   }
 
   async #attempt(
-    lines: readonly string[],
+    calls: readonly string[] | Buffer,
     index: number,
   ): Promise<
     { ok: true; status: number } | { ok: false; reason: string; retryAfterMs?: number; cause?: unknown }
@@ -157,7 +158,7 @@ export class HttpBatchSender implements BatchSender {
           authorization: this.#authorization,
           'user-agent': 'wharf',
         },
-        body: batchBody(lines, new Date()),
+        body: Buffer.isBuffer(calls) ? bytesOf(packedBody(calls, new Date())) : batchBody(calls, new Date()),
         redirect: 'manual',
         signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
       });
@@ -241,6 +242,11 @@ export class HttpBatchSender implements BatchSender {
     const line = redact(message.replace(/\s+/g, ' ').trim(), [this.#endpoint.writeKey]);
     return line.length > MESSAGE_CHARS ? `${line.slice(0, MESSAGE_CHARS)}…` : line;
   }
+}
+
+/** A Buffer as the plain `Uint8Array` fetch takes (no copy). */
+function bytesOf(buffer: Buffer): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.length);
 }
 
 function refusalHint(status: number): string {

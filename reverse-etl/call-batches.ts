@@ -84,3 +84,63 @@ export async function* callBatches(
 export function batchBody(lines: readonly string[], sentAt: Date): string {
   return `{"batch":[${lines.join(',')}],"sentAt":"${sentAt.toISOString()}"}`;
 }
+
+/** A batch ready for the wire: its calls' JSON, one per line, as UTF-8 bytes (encoded once, sent as is). */
+export interface PackedBatch {
+  /** From 0, in the run's order of calls. */
+  readonly index: number;
+  readonly calls: number;
+  /** The request body's size in bytes, `sentAt` included. */
+  readonly bytes: number;
+  /** The calls' JSON with `\n` between them: what a call file holds, less its last newline. */
+  readonly payload: Buffer;
+}
+
+/** A batch's calls encoded once (see `PackedBatch`). */
+export function packBatch(batch: CallBatch): PackedBatch {
+  return {
+    index: batch.index,
+    calls: batch.lines.length,
+    bytes: batch.bytes,
+    payload: Buffer.from(batch.lines.join('\n')),
+  };
+}
+
+const BODY_START = Buffer.from('{"batch":[');
+const NEWLINE = 10;
+const COMMA = 44;
+
+/**
+ * The request body of a packed batch, `{"batch":[…],"sentAt":"…"}`: the payload copied once, its newlines made
+ * commas (JSON text holds no raw newline, so each is a separator). The same bytes as `batchBody` of its lines.
+ */
+export function packedBody(payload: Buffer, sentAt: Date): Buffer {
+  const end = Buffer.from(`],"sentAt":"${sentAt.toISOString()}"}`);
+  const body = Buffer.allocUnsafe(BODY_START.length + payload.length + end.length);
+  BODY_START.copy(body, 0);
+  payload.copy(body, BODY_START.length);
+  end.copy(body, BODY_START.length + payload.length);
+  const stop = BODY_START.length + payload.length;
+  for (
+    let at = body.indexOf(NEWLINE, BODY_START.length);
+    at >= 0 && at < stop;
+    at = body.indexOf(NEWLINE, at + 1)
+  ) {
+    body[at] = COMMA;
+  }
+  return body;
+}
+
+/** The messageIds of a packed batch's calls, in order (each line starts with `{"messageId":"`). */
+export function packedMessageIds(payload: Buffer): string[] {
+  const ids: string[] = [];
+  const prefix = '{"messageId":"'.length;
+  for (let start = 0; start < payload.length; ) {
+    const end = payload.indexOf('"', start + prefix);
+    ids.push(payload.toString('latin1', start + prefix, end));
+    const next = payload.indexOf(NEWLINE, end);
+    if (next < 0) break;
+    start = next + 1;
+  }
+  return ids;
+}

@@ -1,9 +1,8 @@
 import { WharfError } from '../core/errors.js';
 import { classifyPgError } from '../db/postgres/errors.js';
 import type { BatchSender } from './batch-sender.js';
-import type { CallBatch } from './call-batches.js';
-import { messageIdOf } from './row-to-call.js';
-import type { SyncProgress } from './sync-progress.js';
+import { type PackedBatch, packedMessageIds } from './call-batches.js';
+import type { AcknowledgedBatch, SyncProgress } from './sync-progress.js';
 
 export interface CallDeliveryConfig {
   readonly sender: BatchSender;
@@ -17,11 +16,14 @@ export interface CallDeliveryConfig {
   readonly inFlight?: number;
 }
 
+type Ack = { -readonly [K in keyof AcknowledgedBatch]: AcknowledgedBatch[K] };
+
 /**
- * Sends a run's batches with up to `inFlight` requests at once and records each acknowledgement as it
- * comes, one write at a time and in the order they came, with the state of them all (every batch before
- * `upTo`, and those acknowledged out of order after it): a run stopped at any point resumes by sending
- * exactly the batches not acknowledged, so only those that were in flight can reach the receiver twice.
+ * Sends a run's batches with up to `inFlight` requests at once and records the acknowledgements as they
+ * come, one write at a time, each with the state of them all (every batch before `upTo`, and those
+ * acknowledged out of order after it); acknowledgements that come while a write is on its way go in the next
+ * one together. A request's slot is free again once its acknowledgement is recorded, so a run stopped at any
+ * point resumes by sending exactly the batches that were in flight, and those not sent yet.
  */
 export class CallDelivery {
   readonly #config: CallDeliveryConfig;
@@ -29,7 +31,10 @@ export class CallDelivery {
   readonly #running = new Set<Promise<void>>();
   readonly #ahead: Set<number>;
   #upTo: number;
-  #writes: Promise<void> = Promise.resolve();
+  #pending: Ack | undefined;
+  /** Told once the pending acknowledgements are recorded (or failed to be). */
+  #recorded: Array<(error?: unknown) => void> = [];
+  #writing: Promise<void> | undefined;
   #failure: { readonly error: unknown } | undefined;
   #batches = 0;
   #bytes = 0;
@@ -42,16 +47,11 @@ export class CallDelivery {
     this.#ahead = new Set(config.acknowledged?.ahead ?? []);
   }
 
-  /** True once any batch was acknowledged (by this run, or before it was resumed). */
-  get anyAcknowledged(): boolean {
-    return this.#upTo > 0 || this.#ahead.size > 0;
-  }
-
   /**
    * Starts sending a batch (skipped when it was acknowledged before); resolves once it is on its way, after
    * waiting for a free slot. Throws the first failure of any batch.
    */
-  async send(batch: CallBatch): Promise<void> {
+  async send(batch: PackedBatch): Promise<void> {
     this.#total = Math.max(this.#total, batch.index + 1);
     this.#throwIfFailed();
     if (batch.index < this.#upTo || this.#ahead.has(batch.index)) return;
@@ -74,40 +74,72 @@ export class CallDelivery {
     return { batches: this.#batches, bytes: this.#bytes, total: this.#total };
   }
 
-  /** Waits for the requests in flight and their records, whatever they end in (before a run stops). */
+  /** Waits for the requests in flight and the records of what was acknowledged, whatever they end in. */
   async settle(): Promise<void> {
     while (this.#running.size > 0) await Promise.all(this.#running);
-    await this.#writes.catch(() => {});
+    while (this.#writing !== undefined) await this.#writing;
   }
 
-  async #deliver(batch: CallBatch): Promise<void> {
-    await this.#config.sender.send(batch.lines, batch.index);
+  async #deliver(batch: PackedBatch): Promise<void> {
+    await this.#config.sender.send(batch.payload, batch.index);
     this.#ahead.add(batch.index);
     while (this.#ahead.delete(this.#upTo)) this.#upTo++;
-    const ack = {
-      index: batch.index,
-      calls: batch.lines.length,
-      bytes: batch.bytes,
-      upTo: this.#upTo,
-      ahead: [...this.#ahead].sort((a, b) => a - b),
-      ...(this.#config.recordIds ? { messageIds: batch.lines.map(messageIdOf) } : {}),
-    };
     this.#batches++;
     this.#bytes += batch.bytes;
-    const write = this.#writes.then(() =>
-      this.#config.progress.acknowledged(this.#config.runId, ack).catch((error: unknown) => {
-        throw new WharfError(
-          `cannot record that batch ${batch.index} of run ${this.#config.runId} was delivered: ${(error as Error).message}`,
-          {
-            kind: classifyPgError(error),
-            cause: error,
-            hint: 'check the control database; the batch is sent again when the run is taken up',
-          },
-        );
-      }),
+    const ids = this.#config.recordIds ? packedMessageIds(batch.payload) : undefined;
+    const pending = this.#pending;
+    this.#pending = {
+      index: batch.index,
+      calls: (pending?.calls ?? 0) + batch.calls,
+      bytes: (pending?.bytes ?? 0) + batch.bytes,
+      upTo: this.#upTo,
+      ahead: [...this.#ahead].sort((a, b) => a - b),
+      ...(ids === undefined ? {} : { messageIds: [...(pending?.messageIds ?? []), ...ids] }),
+    };
+    // the slot stays taken until the acknowledgement is recorded: a run stopped at any point sends again
+    // only what was in flight
+    const recorded = new Promise<void>((resolve, reject) =>
+      this.#recorded.push((error) => (error === undefined ? resolve() : reject(error))),
     );
-    this.#writes = write.catch(() => {});
-    await write;
+    this.#writing ??= this.#write();
+    await recorded;
+  }
+
+  /** Writes the pending acknowledgements until none is left. */
+  async #write(): Promise<void> {
+    try {
+      while (this.#pending !== undefined) {
+        const ack = this.#pending;
+        const waiting = this.#recorded;
+        this.#pending = undefined;
+        this.#recorded = [];
+        await this.#config.progress
+          .acknowledged(this.#config.runId, ack)
+          .then(
+            () => {
+              for (const done of waiting) done();
+            },
+            (error: unknown) => {
+              for (const done of waiting) done(error);
+              throw error;
+            },
+          )
+          .catch((error: unknown) => {
+            throw new WharfError(
+              `cannot record that batch ${ack.index} of run ${this.#config.runId} was delivered: ${(error as Error).message}`,
+              {
+                kind: classifyPgError(error),
+                cause: error,
+                hint: 'check the control database; the batch is sent again when the run is taken up',
+              },
+            );
+          });
+      }
+    } catch (error) {
+      this.#failure ??= { error };
+    } finally {
+      this.#writing = undefined;
+    }
   }
 
   #throwIfFailed(): void {

@@ -1,5 +1,5 @@
 import { WharfError } from '../core/errors.js';
-import type { CallBatch } from './call-batches.js';
+import type { PackedBatch } from './call-batches.js';
 import type { CallDelivery } from './call-delivery.js';
 import {
   CALL_MANIFEST_VERSION,
@@ -16,7 +16,7 @@ import type { SyncDefinition, SyncRunDeps } from './sync-run.js';
 export interface StagedCalls {
   readonly manifest: CallManifest;
   /** Batches of the file staged after the read ended: delivered only once the run is recorded as staged. */
-  readonly rest: readonly CallBatch[];
+  readonly rest: readonly PackedBatch[];
 }
 
 /** Ids looked up in the ledger at a time. */
@@ -43,7 +43,7 @@ export async function stageCalls(
   }
   let reading = true;
   let startedAtMicros = 0;
-  const rest: CallBatch[] = [];
+  const rest: PackedBatch[] = [];
   // the files handed to delivery, each a promise that they are all on their way
   let queue: Promise<void> = Promise.resolve();
   const handed: Promise<void>[] = [];

@@ -137,9 +137,9 @@ export async function replayRun(
   let calls = 0;
   let bytes = 0;
   for await (const batch of stagedBatches(deps.store, manifest.files, deps.sender.limits)) {
-    await deps.sender.send(batch.lines, batch.index);
+    await deps.sender.send(batch.payload, batch.index);
     batches++;
-    calls += batch.lines.length;
+    calls += batch.calls;
     bytes += batch.bytes;
   }
   return { batches, calls, bytes };
