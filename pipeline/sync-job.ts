@@ -93,17 +93,18 @@ export async function runSyncJob(
       recorded = true;
     });
     const source = await stores.sources.get(sync.sourceId);
+    const sender = await syncSender(rt, stores, sync);
     const summary = await runSync(
       {
         reader: await sourceReader(stores, source),
         store: rt.store(),
-        sender: await syncSender(rt, stores, sync),
+        sender,
         progress,
         ledger: stores.progress,
         files: { spoolDir: rt.spoolDir() },
       },
       syncDefinition(sync, source),
-    );
+    ).finally(() => sender.close());
     metrics.rows.inc({ sync: id }, summary.rows);
     metrics.calls.inc({ sync: id }, summary.calls);
     metrics.rejected.inc({ sync: id }, summary.rejected);
@@ -213,7 +214,8 @@ export async function replaySyncRun(rt: Runtime, syncId: string, runId: string):
   const startedAt = new Date();
   const control = await rt.control();
   try {
-    const sent = await replayRun({ store: rt.store(), sender: await syncSender(rt, stores, sync) }, key);
+    const sender = await syncSender(rt, stores, sync);
+    const sent = await replayRun({ store: rt.store(), sender }, key).finally(() => sender.close());
     await recordSafely(rt, () =>
       recordRun(control, rt.settings.controlSchema, {
         connectorId: null,

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { causes, UsageError, WharfError } from '../core/errors.js';
 import { redact, Secret } from '../core/secret.js';
 import { type BatchLimits, batchBody, packedBody } from './call-batches.js';
+import { type PostClient, type PostResponse, postClient } from './http-post.js';
 
 /** A Segment-compatible batch endpoint: its URL without the write key, and the key apart. */
 export interface DeliveryEndpoint {
@@ -108,7 +109,8 @@ const TLS_CODES =
 export class HttpBatchSender implements BatchSender {
   readonly #endpoint: DeliveryEndpoint;
   readonly #options: SenderOptions;
-  readonly #authorization: string;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #client: PostClient;
   readonly #retry: RetryPolicy;
   readonly limits: BatchLimits | undefined;
   readonly inFlight: number | undefined;
@@ -119,7 +121,17 @@ export class HttpBatchSender implements BatchSender {
     this.#retry = options.retry ?? {};
     this.limits = options.limits;
     this.inFlight = options.inFlight;
-    this.#authorization = `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`;
+    this.#headers = {
+      'content-type': 'application/json',
+      authorization: `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`,
+      'user-agent': 'wharf',
+    };
+    this.#client = postClient(endpoint.url);
+  }
+
+  /** Closes the kept-alive connections (they also close on their own when idle). */
+  close(): void {
+    this.#client.close();
   }
 
   async send(calls: readonly string[] | Buffer, index: number): Promise<SendResult> {
@@ -149,19 +161,12 @@ export class HttpBatchSender implements BatchSender {
   ): Promise<
     { ok: true; status: number } | { ok: false; reason: string; retryAfterMs?: number; cause?: unknown }
   > {
-    let response: Response;
+    let response: PostResponse;
     try {
-      response = await fetch(this.#endpoint.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          authorization: this.#authorization,
-          'user-agent': 'wharf',
-        },
-        body: Buffer.isBuffer(calls) ? bytesOf(packedBody(calls, new Date())) : batchBody(calls, new Date()),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
-      });
+      const body = Buffer.isBuffer(calls)
+        ? packedBody(calls, new Date())
+        : Buffer.from(batchBody(calls, new Date()));
+      response = await this.#client.post(body, this.#headers, this.#options.timeoutMs ?? 30_000);
     } catch (error) {
       const codes = causes(error).map((e) => (e as { code?: unknown }).code);
       const tls = codes.find((c): c is string => typeof c === 'string' && TLS_CODES.test(c));
@@ -183,11 +188,10 @@ export class HttpBatchSender implements BatchSender {
         cause: error,
       };
     }
-    const status = response.status;
-    const text = await response.text().catch(() => '');
+    const { status, text } = response;
     if (status >= 200 && status < 300) return { ok: true, status };
     if (status === 429 || status >= 500) {
-      const retryAfterMs = this.#retryAfter(response.headers.get('retry-after'));
+      const retryAfterMs = this.#retryAfter(response.retryAfter ?? null);
       return { ok: false, reason: `HTTP ${status}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
     }
     const message = this.#message(text);
@@ -242,11 +246,6 @@ export class HttpBatchSender implements BatchSender {
     const line = redact(message.replace(/\s+/g, ' ').trim(), [this.#endpoint.writeKey]);
     return line.length > MESSAGE_CHARS ? `${line.slice(0, MESSAGE_CHARS)}…` : line;
   }
-}
-
-/** A Buffer as the plain `Uint8Array` fetch takes (no copy). */
-function bytesOf(buffer: Buffer): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.length);
 }
 
 function refusalHint(status: number): string {
