@@ -11,7 +11,7 @@ export interface SyncRunStats {
   readonly skipsToday: number;
   readonly failuresToday: number;
   readonly lastRunAt: Date | null;
-  /** `ok`, `failed`, or `running` (also a run stopped by a transient error, until it is taken up). */
+  /** `ok`, `failed` (a run stopped by a transient error too, until the next run takes it up) or `running`. */
   readonly lastRunStatus: string | null;
   /** What `{{last_sync_time}}` stands for in the next run (µs since the epoch, warehouse clock). */
   readonly lastSyncTimeMicros: number;

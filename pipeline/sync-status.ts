@@ -14,7 +14,7 @@ export interface SyncStatus {
   readonly state: string;
   readonly stateReason: string | null;
   readonly lastRunAt: string | null;
-  /** `ok`, `failed` or `running`. */
+  /** `ok`, `failed` (a run stopped by a transient error too, until the next run takes it up) or `running`. */
   readonly lastRunStatus: string | null;
   /** The instant the next run binds for `{{last_sync_time}}` (its lookback not taken off). */
   readonly lastSyncTime: string;

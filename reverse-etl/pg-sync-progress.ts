@@ -14,7 +14,7 @@ import type {
 /** One of a sync's runs, as `wharf retl syncs show` lists it. */
 export interface RecentRun {
   readonly runId: string;
-  /** `running` (also a run stopped by a transient error, until it is taken up), `ok`, `failed`. */
+  /** `running`, `ok` or `failed` (a run stopped by a transient error too, until the next run takes it up). */
   readonly status: string;
   readonly startedAt: Date;
   readonly finishedAt: Date | null;

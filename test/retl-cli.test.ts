@@ -291,6 +291,14 @@ describe('wharf retl syncs', () => {
     );
     const enabled = await run(['retl', 'syncs', 'enable', syncId]);
     expect(enabled.stdout.trim()).toBe(`sync ${syncId} active`);
+    for (const args of [
+      ['syncs', 'show', '999999'],
+      ['run', '999999'],
+      ['syncs', 'show', 'x'],
+    ]) {
+      const unknown = await run(['retl', ...args]);
+      expect(unknown.code, unknown.stderr).toBe(2);
+    }
   });
 
   it('add: a bad argument exits 2 and stores nothing', async () => {

@@ -113,7 +113,7 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
         }
       } catch (error) {
         // a usage error (a disabled sync, no such sync) is the command's own problem: exit 2
-        if (args.sync !== undefined && error instanceof UsageError) throw error;
+        if (args.sync !== undefined && error instanceof WharfError && error.kind === 'usage') throw error;
         outcomes.push({ sync: id, status: 'failed', error: oneLine(error) });
       }
     }
