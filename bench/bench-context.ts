@@ -12,7 +12,7 @@ import { createBenchDatabase } from './bench-postgres.js';
 
 /** One line of the results table. */
 export interface BenchRow {
-  readonly section: 'export' | 'load' | 'merge' | 'lag' | 'connectors' | 'delivery';
+  readonly section: 'export' | 'load' | 'merge' | 'lag' | 'connectors' | 'delivery' | 'retl';
   readonly name: string;
   readonly seconds?: number;
   readonly rows?: number;
@@ -48,6 +48,8 @@ export interface BenchOptions {
   readonly connectorClicks: number;
   /** Rounds of the export cases (the figures are medians). */
   readonly exportRuns: number;
+  /** Rounds of the reverse-ETL cases (the figures are medians). */
+  readonly retlRuns: number;
 }
 
 export const clicksStream: Stream = getStream(trackingCatalog, 'clicks');

@@ -1,6 +1,6 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,
-// --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,
+// --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +12,9 @@ import { lagBench } from './lag-bench.js';
 import { loadBench } from './load-bench.js';
 import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
+import { retlBench } from './retl-bench.js';
 
-const SECTIONS = ['export', 'load', 'lag', 'connectors'] as const;
+const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -45,6 +46,7 @@ const options: BenchOptions = {
   connectors: number('connectors', 'BENCH_CONNECTORS', 100),
   connectorClicks: number('connector-clicks', 'BENCH_CONNECTOR_CLICKS', 50_000),
   exportRuns: number('export-runs', 'BENCH_EXPORT_RUNS', 3),
+  retlRuns: number('retl-runs', 'BENCH_RETL_RUNS', 3),
 };
 const only = (flag('only') ?? process.env.BENCH_ONLY ?? SECTIONS.join(',')).split(',') as Section[];
 for (const s of only) {
@@ -69,6 +71,7 @@ try {
     ['load', mergeBench],
     ['lag', lagBench],
     ['connectors', connectorsBench],
+    ['retl', retlBench],
   ];
   for (const [section, run] of plan) {
     if (!only.includes(section)) continue;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
 import { deliveryStateMigration } from './deliveries.js';
+import { retlControlMigrationSql } from './retl-control-schema.js';
 
 /**
  * The control schema (default `wharf`, in the source database unless --control-url says otherwise):
@@ -143,6 +144,11 @@ export const controlMigrations: readonly ControlMigration[] = [
     `,
   },
   { version: 7, ...deliveryStateMigration },
+  {
+    version: 8,
+    description: 'reverse ETL: sources, syncs, their secrets, runs and files, sent calls',
+    sql: retlControlMigrationSql,
+  },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */

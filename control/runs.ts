@@ -17,6 +17,8 @@ export interface RunRecord {
   readonly rows: number;
   /** The one-line reason of a failure. */
   readonly error?: string;
+  /** The reverse-ETL sync the run belongs to (kind `sync`). */
+  readonly syncId?: string;
 }
 
 /** Appends a finished run to `<control schema>.runs`. */
@@ -25,19 +27,22 @@ export async function recordRun(
   controlSchema: string,
   run: RunRecord,
 ): Promise<void> {
+  const values = [
+    run.connectorId,
+    run.kind,
+    run.startedAt,
+    run.finishedAt,
+    run.status,
+    run.windows,
+    run.rows,
+    run.error ?? null,
+  ];
+  // sync_id comes with the reverse-ETL migration: named only for a sync's run
+  const sync = run.syncId === undefined ? ['', ''] : [', sync_id', ', $9'];
   await control.query(
-    `insert into ${quotePg(controlSchema)}.runs (connector_id, kind, started_at, finished_at, status, windows, rows, error)
-     values ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [
-      run.connectorId,
-      run.kind,
-      run.startedAt,
-      run.finishedAt,
-      run.status,
-      run.windows,
-      run.rows,
-      run.error ?? null,
-    ],
+    `insert into ${quotePg(controlSchema)}.runs (connector_id, kind, started_at, finished_at, status, windows, rows, error${sync[0]})
+     values ($1, $2, $3, $4, $5, $6, $7, $8${sync[1]})`,
+    run.syncId === undefined ? values : [...values, run.syncId],
   );
 }
 

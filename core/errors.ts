@@ -8,6 +8,8 @@ export interface ErrorContext {
   readonly window?: string;
   readonly stream?: string;
   readonly connector?: string;
+  /** A reverse-ETL sync. */
+  readonly sync?: string;
   readonly account?: string | number;
   readonly key?: string;
 }
@@ -77,6 +79,7 @@ export class ConfigError extends WharfError {}
 export function describeContext(context: ErrorContext): string {
   const parts: string[] = [];
   if (context.connector !== undefined) parts.push(`connector ${context.connector}`);
+  if (context.sync !== undefined) parts.push(`sync ${context.sync}`);
   if (context.account !== undefined) parts.push(`account ${context.account}`);
   if (context.window !== undefined) parts.push(`window ${context.window}`);
   if (context.stream !== undefined) parts.push(`stream ${context.stream}`);

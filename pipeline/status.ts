@@ -8,6 +8,7 @@ import type { LedgerStatus } from '../loaders/warehouse.js';
 import { STAGING_FORMAT } from '../staging/manifest.js';
 import { openWarehouse } from './connector-job.js';
 import type { Runtime } from './runtime.js';
+import { type SyncStatus, syncStatuses } from './sync-status.js';
 
 export interface ConnectorStatus {
   id: string;
@@ -40,6 +41,8 @@ export interface StatusReport {
   readonly exportedWindows: number;
   readonly exportedUpTo: string | null;
   readonly connectors: readonly ConnectorStatus[];
+  /** Reverse-ETL syncs. */
+  readonly syncs: readonly SyncStatus[];
 }
 
 /** A connector that never ran. */
@@ -118,5 +121,6 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
     exportedWindows: exported.count,
     exportedUpTo: exported.newestEnd?.toISOString() ?? null,
     connectors: out,
+    syncs: await syncStatuses(rt),
   };
 }

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { causes, UsageError, WharfError } from '../core/errors.js';
 import { redact, Secret } from '../core/secret.js';
-import { type BatchLimits, batchBody } from './call-batches.js';
+import { type BatchLimits, batchBody, packedBody } from './call-batches.js';
+import { type PostClient, type PostResponse, postClient } from './http-post.js';
 
 /** A Segment-compatible batch endpoint: its URL without the write key, and the key apart. */
 export interface DeliveryEndpoint {
@@ -56,7 +57,10 @@ export interface SendResult {
 export interface BatchSender {
   /** How the receiver wants its calls cut into requests (default: 500,000 bytes, no count limit). */
   readonly limits?: BatchLimits | undefined;
-  send(lines: readonly string[], index: number): Promise<SendResult>;
+  /** Requests a run keeps in flight at most (default 1). */
+  readonly inFlight?: number | undefined;
+  /** Sends calls: each call's JSON, or a packed batch's payload (`PackedBatch.payload`). */
+  send(calls: readonly string[] | Buffer, index: number): Promise<SendResult>;
 }
 
 /** How failed requests are retried. */
@@ -84,6 +88,8 @@ export interface SenderOptions {
   }) => void;
   /** See `BatchSender.limits`. */
   readonly limits?: BatchLimits;
+  /** See `BatchSender.inFlight`. */
+  readonly inFlight?: number;
 }
 
 /** The receiver's message is cut to this many characters in errors. */
@@ -103,22 +109,35 @@ const TLS_CODES =
 export class HttpBatchSender implements BatchSender {
   readonly #endpoint: DeliveryEndpoint;
   readonly #options: SenderOptions;
-  readonly #authorization: string;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #client: PostClient;
   readonly #retry: RetryPolicy;
   readonly limits: BatchLimits | undefined;
+  readonly inFlight: number | undefined;
 
   constructor(endpoint: DeliveryEndpoint, options: SenderOptions = {}) {
     this.#endpoint = endpoint;
     this.#options = options;
     this.#retry = options.retry ?? {};
     this.limits = options.limits;
-    this.#authorization = `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`;
+    this.inFlight = options.inFlight;
+    this.#headers = {
+      'content-type': 'application/json',
+      authorization: `Basic ${Buffer.from(`${endpoint.writeKey.reveal()}:`).toString('base64')}`,
+      'user-agent': 'wharf',
+    };
+    this.#client = postClient(endpoint.url);
   }
 
-  async send(lines: readonly string[], index: number): Promise<SendResult> {
+  /** Closes the kept-alive connections (they also close on their own when idle). */
+  close(): void {
+    this.#client.close();
+  }
+
+  async send(calls: readonly string[] | Buffer, index: number): Promise<SendResult> {
     const maxAttempts = this.#retry.maxAttempts ?? 8;
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(lines, index);
+      const outcome = await this.#attempt(calls, index);
       if (outcome.ok) return { status: outcome.status, attempts: attempt };
       if (attempt >= maxAttempts) {
         throw new WharfError(
@@ -137,24 +156,17 @@ export class HttpBatchSender implements BatchSender {
   }
 
   async #attempt(
-    lines: readonly string[],
+    calls: readonly string[] | Buffer,
     index: number,
   ): Promise<
     { ok: true; status: number } | { ok: false; reason: string; retryAfterMs?: number; cause?: unknown }
   > {
-    let response: Response;
+    let response: PostResponse;
     try {
-      response = await fetch(this.#endpoint.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          authorization: this.#authorization,
-          'user-agent': 'wharf',
-        },
-        body: batchBody(lines, new Date()),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
-      });
+      const body = Buffer.isBuffer(calls)
+        ? packedBody(calls, new Date())
+        : Buffer.from(batchBody(calls, new Date()));
+      response = await this.#client.post(body, this.#headers, this.#options.timeoutMs ?? 30_000);
     } catch (error) {
       const codes = causes(error).map((e) => (e as { code?: unknown }).code);
       const tls = codes.find((c): c is string => typeof c === 'string' && TLS_CODES.test(c));
@@ -176,11 +188,10 @@ export class HttpBatchSender implements BatchSender {
         cause: error,
       };
     }
-    const status = response.status;
-    const text = await response.text().catch(() => '');
+    const { status, text } = response;
     if (status >= 200 && status < 300) return { ok: true, status };
     if (status === 429 || status >= 500) {
-      const retryAfterMs = this.#retryAfter(response.headers.get('retry-after'));
+      const retryAfterMs = this.#retryAfter(response.retryAfter ?? null);
       return { ok: false, reason: `HTTP ${status}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
     }
     const message = this.#message(text);

@@ -22,33 +22,125 @@ export interface BatchLimits {
 }
 
 /**
- * Cuts a run's calls into request bodies of at most `maxBytes` (and `maxCalls`), greedily and in order:
- * the same calls always make the same batches, so a resumed run can skip the ones already acknowledged.
+ * Cuts calls into request bodies of at most `maxBytes` (and `maxCalls`), greedily and in order, one call at
+ * a time: the same calls always make the same batches, so a resumed run can skip the ones already
+ * acknowledged. Indices go on from `firstIndex`.
  */
+export class BatchCutter {
+  readonly #maxBytes: number;
+  readonly #maxCalls: number;
+  #index: number;
+  #lines: string[] = [];
+  #bytes = BODY_OVERHEAD;
+
+  constructor(limits: BatchLimits = {}, firstIndex = 0) {
+    this.#maxBytes = limits.maxBytes ?? MAX_BATCH_BYTES;
+    this.#maxCalls = limits.maxCalls ?? Number.POSITIVE_INFINITY;
+    this.#index = firstIndex;
+  }
+
+  /** Adds a call; returns the batch it closed, if it closed one (the call starts the next batch). */
+  add(line: string): CallBatch | undefined {
+    const size = Buffer.byteLength(line);
+    let closed: CallBatch | undefined;
+    // a comma before every call but the first
+    if (
+      this.#lines.length > 0 &&
+      (this.#bytes + 1 + size > this.#maxBytes || this.#lines.length >= this.#maxCalls)
+    ) {
+      closed = this.flush();
+    }
+    this.#bytes += size + (this.#lines.length > 0 ? 1 : 0);
+    this.#lines.push(line);
+    return closed;
+  }
+
+  /** The batch being filled, if it has calls; the next call starts a new one. */
+  flush(): CallBatch | undefined {
+    if (this.#lines.length === 0) return undefined;
+    const batch = { index: this.#index++, lines: this.#lines, bytes: this.#bytes };
+    this.#lines = [];
+    this.#bytes = BODY_OVERHEAD;
+    return batch;
+  }
+}
+
+/** Cuts a run's calls into batches (see `BatchCutter`). */
 export async function* callBatches(
   lines: AsyncIterable<string>,
   limits: BatchLimits = {},
+  firstIndex = 0,
 ): AsyncGenerator<CallBatch> {
-  const maxBytes = limits.maxBytes ?? MAX_BATCH_BYTES;
-  const maxCalls = limits.maxCalls ?? Number.POSITIVE_INFINITY;
-  let index = 0;
-  let batch: string[] = [];
-  let bytes = BODY_OVERHEAD;
+  const cutter = new BatchCutter(limits, firstIndex);
   for await (const line of lines) {
-    const size = Buffer.byteLength(line);
-    // a comma before every call but the first
-    if (batch.length > 0 && (bytes + 1 + size > maxBytes || batch.length >= maxCalls)) {
-      yield { index: index++, lines: batch, bytes };
-      batch = [];
-      bytes = BODY_OVERHEAD;
-    }
-    bytes += size + (batch.length > 0 ? 1 : 0);
-    batch.push(line);
+    const batch = cutter.add(line);
+    if (batch !== undefined) yield batch;
   }
-  if (batch.length > 0) yield { index, lines: batch, bytes };
+  const last = cutter.flush();
+  if (last !== undefined) yield last;
 }
 
 /** The request body of a batch: `{"batch":[…],"sentAt":"…"}`, `sentAt` the moment it is sent. */
 export function batchBody(lines: readonly string[], sentAt: Date): string {
   return `{"batch":[${lines.join(',')}],"sentAt":"${sentAt.toISOString()}"}`;
+}
+
+/** A batch ready for the wire: its calls' JSON, one per line, as UTF-8 bytes (encoded once, sent as is). */
+export interface PackedBatch {
+  /** From 0, in the run's order of calls. */
+  readonly index: number;
+  readonly calls: number;
+  /** The request body's size in bytes, `sentAt` included. */
+  readonly bytes: number;
+  /** The calls' JSON with `\n` between them: what a call file holds, less its last newline. */
+  readonly payload: Buffer;
+}
+
+/** A batch's calls encoded once (see `PackedBatch`). */
+export function packBatch(batch: CallBatch): PackedBatch {
+  return {
+    index: batch.index,
+    calls: batch.lines.length,
+    bytes: batch.bytes,
+    payload: Buffer.from(batch.lines.join('\n')),
+  };
+}
+
+const BODY_START = Buffer.from('{"batch":[');
+const NEWLINE = 10;
+const COMMA = 44;
+
+/**
+ * The request body of a packed batch, `{"batch":[…],"sentAt":"…"}`: the payload copied once, its newlines made
+ * commas (JSON text holds no raw newline, so each is a separator). The same bytes as `batchBody` of its lines.
+ */
+export function packedBody(payload: Buffer, sentAt: Date): Buffer {
+  const end = Buffer.from(`],"sentAt":"${sentAt.toISOString()}"}`);
+  const body = Buffer.allocUnsafe(BODY_START.length + payload.length + end.length);
+  BODY_START.copy(body, 0);
+  payload.copy(body, BODY_START.length);
+  end.copy(body, BODY_START.length + payload.length);
+  const stop = BODY_START.length + payload.length;
+  for (
+    let at = body.indexOf(NEWLINE, BODY_START.length);
+    at >= 0 && at < stop;
+    at = body.indexOf(NEWLINE, at + 1)
+  ) {
+    body[at] = COMMA;
+  }
+  return body;
+}
+
+/** The messageIds of a packed batch's calls, in order (each line starts with `{"messageId":"`). */
+export function packedMessageIds(payload: Buffer): string[] {
+  const ids: string[] = [];
+  const prefix = '{"messageId":"'.length;
+  for (let start = 0; start < payload.length; ) {
+    const end = payload.indexOf('"', start + prefix);
+    ids.push(payload.toString('latin1', start + prefix, end));
+    const next = payload.indexOf(NEWLINE, end);
+    if (next < 0) break;
+    start = next + 1;
+  }
+  return ids;
 }

@@ -7,12 +7,17 @@ import { IntegrityError, WharfError } from '../core/errors.js';
 import { openSpool, type Spool } from '../exporter/spool-file.js';
 import { GzipOutput } from '../exporter/writers/gzip-output.js';
 import type { StagingStore, StoredObject } from '../staging/staging-store.js';
+import { BatchCutter, type BatchLimits, type PackedBatch, packBatch } from './call-batches.js';
 import { CALL_TYPES } from './row-to-call.js';
 
 export const CALL_MANIFEST_VERSION = 1;
 
-/** A file's uncompressed size at which the next call starts a new file. */
-export const DEFAULT_CALL_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * A file's uncompressed size past which the next batch starts a new file. A file is delivered as soon as it is
+ * staged, from its batches kept in memory (as bytes, about three files' worth at most): small enough for flat
+ * memory, big enough to keep objects and control rows few (about 70 files for a million identify calls).
+ */
+export const DEFAULT_CALL_FILE_BYTES = 4 * 1024 * 1024;
 
 /** Rejected rows kept as examples in a manifest (all are counted per reason). */
 export const REJECTED_SAMPLES = 100;
@@ -68,6 +73,14 @@ export function callManifestKey(syncId: string, runId: string): string {
   return `${runPrefix(syncId, runId)}manifest.json`;
 }
 
+/** A call file just staged, with its batches (indices go on across the run's files). */
+export interface StagedCallFile {
+  /** From 1, in the run's order. */
+  readonly seq: number;
+  readonly file: CallFile;
+  readonly batches: readonly PackedBatch[];
+}
+
 export interface CallFileWriterConfig {
   readonly store: StagingStore;
   readonly syncId: string;
@@ -76,41 +89,47 @@ export interface CallFileWriterConfig {
   readonly spoolDir: string;
   /** Default `DEFAULT_CALL_FILE_BYTES`. */
   readonly maxFileBytes?: number;
+  /** How calls are cut into requests (the sender's limits): a file holds whole batches. */
+  readonly limits?: BatchLimits;
+  /** Told of every file once it is staged, in order; the next file waits for it. */
+  readonly onFile?: (staged: StagedCallFile) => Promise<void>;
 }
 
 /**
  * Writes a run's calls as immutable NDJSON gzip files, `retl/<sync>/<run>/calls-000001.ndjson.gz`, …:
- * one call per line, a new file past `maxFileBytes`; each file is spooled locally (hashed on its way to
- * disk), then put in the staging store under its deterministic key. Memory holds one gzip buffer.
+ * one call per line. Calls are cut into batches as they come (`BatchCutter`), each batch encoded once
+ * (`packBatch`) and written whole; a file ends after the batch that takes it past `maxFileBytes`, so that
+ * reading a file back and cutting it again gives the same batches. Each file is spooled locally (hashed on
+ * its way to disk), put in the staging store under its deterministic key, and handed to `onFile` with its
+ * batches. Memory holds one gzip buffer, one batch of calls and the current file's batches.
  */
 export class CallFileWriter {
   readonly #config: CallFileWriterConfig;
   readonly #files: CallFile[] = [];
+  readonly #cutter: BatchCutter;
   #spool: Spool | undefined;
   #gzip: GzipOutput | undefined;
+  #batches: PackedBatch[] = [];
   #calls = 0;
   #bytes = 0;
 
   constructor(config: CallFileWriterConfig) {
     runPrefix(config.syncId, config.runId);
     this.#config = config;
+    this.#cutter = new BatchCutter(config.limits);
   }
 
   /** Adds one call's line; when it returns a promise, wait for it before the next. */
   add(line: string): undefined | Promise<void> {
-    if (this.#gzip === undefined) this.#open();
-    this.#calls++;
-    this.#bytes += line.length + 1;
-    const wait = this.#gzip!.writeText(`${line}\n`);
-    if (this.#bytes >= (this.#config.maxFileBytes ?? DEFAULT_CALL_FILE_BYTES)) {
-      return (wait ?? Promise.resolve()).then(() => this.#close());
-    }
-    return wait;
+    const closed = this.#cutter.add(line);
+    return closed === undefined ? undefined : this.#write(packBatch(closed));
   }
 
   /** Stages the last file; resolves with every file written, in order. */
   async finish(): Promise<readonly CallFile[]> {
-    if (this.#gzip !== undefined) await this.#close();
+    const last = this.#cutter.flush();
+    if (last !== undefined) await this.#write(packBatch(last), true);
+    else if (this.#gzip !== undefined) await this.#close();
     return this.#files;
   }
 
@@ -119,11 +138,21 @@ export class CallFileWriter {
     await this.#spool?.discard();
   }
 
-  #open(): void {
-    this.#spool = openSpool(this.#config.spoolDir);
-    this.#gzip = new GzipOutput(this.#spool.out);
-    this.#calls = 0;
-    this.#bytes = 0;
+  async #write(batch: PackedBatch, last = false): Promise<void> {
+    if (this.#gzip === undefined) {
+      this.#spool = openSpool(this.#config.spoolDir);
+      this.#gzip = new GzipOutput(this.#spool.out);
+      this.#calls = 0;
+      this.#bytes = 0;
+    }
+    this.#batches.push(batch);
+    this.#calls += batch.calls;
+    this.#bytes += batch.payload.length + 1;
+    const wait = this.#gzip.writeBytes(batch.payload);
+    if (wait) await wait;
+    const newline = this.#gzip.writeBytes(NEWLINE);
+    if (newline) await newline;
+    if (last || this.#bytes >= (this.#config.maxFileBytes ?? DEFAULT_CALL_FILE_BYTES)) await this.#close();
   }
 
   async #close(): Promise<void> {
@@ -131,7 +160,8 @@ export class CallFileWriter {
     await this.#gzip!.end();
     const file = await spool.done;
     const { syncId, runId, store } = this.#config;
-    const key = `${runPrefix(syncId, runId)}calls-${String(this.#files.length + 1).padStart(6, '0')}.ndjson.gz`;
+    const seq = this.#files.length + 1;
+    const key = `${runPrefix(syncId, runId)}calls-${String(seq).padStart(6, '0')}.ndjson.gz`;
     let stored: StoredObject;
     try {
       stored = await store.putFile(key, file.path, {
@@ -141,11 +171,17 @@ export class CallFileWriter {
     } finally {
       await rm(file.path, { force: true });
     }
-    this.#files.push({ key, calls: this.#calls, bytes: stored.bytes, sha256: file.sha256 });
+    const staged = { key, calls: this.#calls, bytes: stored.bytes, sha256: file.sha256 };
+    this.#files.push(staged);
+    const batches = this.#batches;
     this.#spool = undefined;
     this.#gzip = undefined;
+    this.#batches = [];
+    await this.#config.onFile?.({ seq, file: staged, batches });
   }
 }
+
+const NEWLINE = Buffer.from('\n');
 
 /** Stages a run's manifest (after its files). Returns its key. */
 export async function writeCallManifest(
@@ -186,33 +222,66 @@ export async function readCallManifest(store: StagingStore, key: string): Promis
  * The calls of a run, in order, one JSON line each, read back from its files (each checked against its
  * sha256 and count). Streams: one chunk of one file in memory at a time.
  */
-export async function* readCalls(store: StagingStore, manifest: CallManifest): AsyncGenerator<string> {
-  for (const file of manifest.files) {
-    const gunzip = createGunzip();
-    const source = await store.get(file.key, { sha256: file.sha256 });
-    source.on('error', (error) => gunzip.destroy(error));
-    source.pipe(gunzip);
-    gunzip.setEncoding('utf8');
-    let rest = '';
-    let calls = 0;
-    for await (const chunk of gunzip as AsyncIterable<string>) {
-      const text = rest + chunk;
-      let start = 0;
-      for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
-        calls++;
-        yield text.slice(start, end);
-        start = end + 1;
+export async function* readCalls(
+  store: StagingStore,
+  manifest: Pick<CallManifest, 'files'>,
+): AsyncGenerator<string> {
+  for (const file of manifest.files) yield* readFileCalls(store, file);
+}
+
+/**
+ * The batches of a run's files as they were cut when the files were written: per file (a file holds whole
+ * batches), indices going on from one file to the next. Streams, like `readCalls`.
+ */
+export async function* stagedBatches(
+  store: StagingStore,
+  files: readonly CallFile[],
+  limits?: BatchLimits,
+): AsyncGenerator<PackedBatch> {
+  let next = 0;
+  for (const file of files) {
+    const cutter = new BatchCutter(limits, next);
+    for await (const line of readFileCalls(store, file)) {
+      const batch = cutter.add(line);
+      if (batch !== undefined) {
+        next = batch.index + 1;
+        yield packBatch(batch);
       }
-      rest = text.slice(start);
     }
-    if (rest !== '' || calls !== file.calls) {
-      throw new IntegrityError(
-        `staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`,
-        {
-          context: { key: file.key },
-          hint: 'the staged file was changed; run the sync again instead of replaying it',
-        },
-      );
+    const last = cutter.flush();
+    if (last !== undefined) {
+      next = last.index + 1;
+      yield packBatch(last);
     }
+  }
+}
+
+/** One file's calls, checked against its sha256 and count. */
+export async function* readFileCalls(store: StagingStore, file: CallFile): AsyncGenerator<string> {
+  const gunzip = createGunzip();
+  const source = await store.get(file.key, { sha256: file.sha256 });
+  source.on('error', (error) => gunzip.destroy(error));
+  source.pipe(gunzip);
+  gunzip.setEncoding('utf8');
+  let rest = '';
+  let calls = 0;
+  for await (const chunk of gunzip as AsyncIterable<string>) {
+    const text = rest + chunk;
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+      calls++;
+      yield text.slice(start, end);
+      start = end + 1;
+    }
+    rest = text.slice(start);
+  }
+  if (rest !== '' || calls !== file.calls) {
+    throw new IntegrityError(
+      `staging object ${file.key} holds ${calls} calls, its manifest says ${file.calls}`,
+      {
+        context: { key: file.key },
+        hint: 'the staged file was changed; run the sync again instead of replaying it',
+      },
+    );
   }
 }

@@ -24,11 +24,37 @@ const asFloat: PgValueDecoder = (text) => {
 export const asNumeric: PgValueDecoder = (text) => {
   const n = Number(text);
   if (!Number.isFinite(n)) return text;
-  return sameDecimal(text, String(n)) ? n : text;
+  // the common cases without the general comparison: the same text, or the same text less trailing zeros
+  const back = String(n);
+  if (back === text || back === trimFraction(text)) return n;
+  return sameDecimal(text, back) ? n : text;
 };
+
+/** `19.90` → `19.9`, `5.00` → `5`; any other text as it is. */
+function trimFraction(text: string): string {
+  if (text.indexOf('.') < 0 || text.indexOf('e') >= 0 || text.indexOf('E') >= 0) return text;
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 48) end--;
+  if (text.charCodeAt(end - 1) === 46) end--;
+  return text.slice(0, end);
+}
 
 /** `2026-01-02 03:04:05.123456+00` (TimeZone UTC, DateStyle ISO) → `2026-01-02T03:04:05.123456Z`. */
 export const asTimestamptz: PgValueDecoder = (text) => {
+  // the usual shape, `YYYY-MM-DD HH:MM:SS[.ffffff][+00]`, without a regular expression
+  const n = text.length;
+  if (
+    n >= 19 &&
+    n <= 29 &&
+    text.charCodeAt(4) === 45 &&
+    text.charCodeAt(10) === 32 &&
+    text.charCodeAt(13) === 58
+  ) {
+    if (text.endsWith('+00')) return `${text.slice(0, 10)}T${text.slice(11, n - 3)}Z`;
+    if (n <= 26 && text.indexOf('+', 19) < 0 && text.indexOf('-', 19) < 0 && text.indexOf(' ', 11) < 0) {
+      return `${text.slice(0, 10)}T${text.slice(11)}Z`;
+    }
+  }
   const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?:\+00(?::00)?)?$/.exec(text);
   return m === null ? text : `${m[1]}T${m[2]}Z`;
 };

@@ -1,22 +1,23 @@
-import { WharfError, withContext } from '../core/errors.js';
+import { oneLine, WharfError, withContext } from '../core/errors.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import type { BatchSender } from './batch-sender.js';
-import { callBatches } from './call-batches.js';
+import { CallDelivery } from './call-delivery.js';
 import {
-  CALL_MANIFEST_VERSION,
-  CallFileWriter,
   type CallManifest,
-  REJECTED_SAMPLES,
   readCallManifest,
-  readCalls,
+  readFileCalls,
+  stagedBatches,
   writeCallManifest,
 } from './call-files.js';
-import type { BoundParameter } from './parameter-type.js';
 import type { QueryTemplate } from './query-template.js';
 import { CallMapper, type CallType, messageIdOf } from './row-to-call.js';
-import type { SentCallLedger, SyncProgress } from './sync-progress.js';
+import { isoMicros, parameterOf, sinceMicros } from './run-values.js';
+import { stageCalls } from './stage-calls.js';
+import type { SentCallLedger, SyncProgress, UnfinishedRun } from './sync-progress.js';
 import type { WarehouseReader } from './warehouse-reader.js';
 import type { JsonValue, ResultColumn } from './warehouse-rows.js';
+
+export { isoMicros, sinceMicros };
 
 /** A sync as a run needs it. */
 export interface SyncDefinition {
@@ -35,7 +36,10 @@ export interface SyncRunDeps {
   readonly store: StagingStore;
   readonly sender: BatchSender;
   readonly progress: SyncProgress;
-  /** Needed when the sync has a lookback: calls already delivered are left out of a re-read. */
+  /**
+   * Needed when the sync has a lookback (calls already delivered are left out of a re-read), and to take up
+   * a run that died while reading without sending its calls twice.
+   */
   readonly ledger?: SentCallLedger;
   /** Where files wait before they are staged (`spoolDir`), and how big a call file may grow. */
   readonly files: { readonly spoolDir: string; readonly maxFileBytes?: number };
@@ -51,7 +55,7 @@ export interface SyncRunSummary {
   readonly calls: number;
   readonly rejected: number;
   readonly rejections: Readonly<Record<string, number>>;
-  /** Calls left out because they were delivered already (lookback). */
+  /** Calls left out because they were delivered already (lookback, or a run that died while reading). */
   readonly alreadySent: number;
   /** Batches delivered by this invocation (a resumed run counts only the rest). */
   readonly batches: number;
@@ -70,18 +74,15 @@ export function defaultQueryTimeoutMs(everyMs: number): number {
   return Math.max(5_000, Math.floor(everyMs * 0.8));
 }
 
-/** The instant bound for `{{last_sync_time}}`: the previous start less the lookback, never before the epoch. */
-export function sinceMicros(lastSyncTimeMicros: number, lookbackMs = 0): number {
-  return Math.max(0, lastSyncTimeMicros - lookbackMs * 1000);
-}
-
 /**
  * Runs one sync end to end: reads the query in a read-only transaction with `{{last_sync_time}}` bound,
- * maps each row to a call (rejecting invalid rows with a reason), writes the calls as immutable files
- * and a manifest in staging, then delivers them in batches, recording each acknowledged batch. When
- * the sync's previous run died after staging its files, that run's delivery resumes after its last
- * acknowledged batch instead (and this call returns its summary); a run that died before is marked
- * failed and a new one starts. The caller holds the sync's lock.
+ * maps each row to a call (rejecting invalid rows with a reason), writes the calls as immutable files in
+ * staging and delivers each file as soon as it is staged, recording each acknowledged batch; the manifest
+ * is written once every file is, and the last file is delivered after it. When the sync's previous run
+ * died after its manifest, that run's delivery resumes instead (and this call returns its summary); one
+ * that died while reading, after some of its batches were acknowledged, has the rest of its staged files
+ * delivered and its calls left out of the new run's read; one that sent nothing is marked failed. The
+ * caller holds the sync's lock.
  */
 export async function runSync(deps: SyncRunDeps, sync: SyncDefinition): Promise<SyncRunSummary> {
   const state = await deps.progress.state(sync.id);
@@ -94,26 +95,27 @@ export async function runSync(deps: SyncRunDeps, sync: SyncDefinition): Promise<
         hint: 'check --staging-url: a staged run is delivered from its files',
       });
     }
-    return deliverRun(deps, sync, manifest, unfinished.manifestKey, unfinished.acknowledgedBatches, true);
+    return deliverStaged(deps, sync, manifest, unfinished.manifestKey, unfinished);
   }
-  if (unfinished !== undefined) {
-    await deps.progress.finished(unfinished.runId, {
-      status: 'failed',
-      error: 'stopped before its calls were staged; nothing of it was delivered',
-    });
-  }
+  let filterSent = (sync.lookbackMs ?? 0) > 0;
+  if (unfinished !== undefined) filterSent = (await takeUpDeadRead(deps, sync, unfinished)) || filterSent;
   const runId = await deps.progress.begin(sync.id);
-  let manifest: CallManifest;
-  let key: string;
+  const since = sinceMicros(state.lastSyncTimeMicros, sync.lookbackMs);
+  const delivery = newDelivery(deps, sync, runId);
+  let key: string | undefined;
   try {
-    manifest = await stageRun(deps, sync, runId, sinceMicros(state.lastSyncTimeMicros, sync.lookbackMs));
+    const { manifest, rest } = await stageCalls(deps, sync, runId, since, filterSent, delivery);
     key = await writeCallManifest(deps.store, manifest, deps.files.spoolDir);
     await deps.progress.staged(runId, key, manifest);
+    for (const batch of rest) await delivery.send(batch);
+    const sent = await delivery.finish();
+    await deps.progress.finished(runId, okOutcome(sync, manifest, sent.total));
+    return summary(manifest, key, false, sent);
   } catch (error) {
-    await fail(deps, runId, error);
-    throw error;
+    await delivery.settle();
+    await stopped(deps, runId, error);
+    throw key === undefined ? error : withContext(error, { key });
   }
-  return deliverRun(deps, sync, manifest, key, 0, false);
 }
 
 /**
@@ -134,209 +136,146 @@ export async function replayRun(
   let batches = 0;
   let calls = 0;
   let bytes = 0;
-  for await (const batch of callBatches(readCalls(deps.store, manifest), deps.sender.limits)) {
-    await deps.sender.send(batch.lines, batch.index);
+  for await (const batch of stagedBatches(deps.store, manifest.files, deps.sender.limits)) {
+    await deps.sender.send(batch.payload, batch.index);
     batches++;
-    calls += batch.lines.length;
+    calls += batch.calls;
     bytes += batch.bytes;
   }
   return { batches, calls, bytes };
 }
 
-async function deliverRun(
+function newDelivery(
+  deps: SyncRunDeps,
+  sync: SyncDefinition,
+  runId: string,
+  acknowledged?: UnfinishedRun,
+): CallDelivery {
+  return new CallDelivery({
+    sender: deps.sender,
+    progress: deps.progress,
+    runId,
+    recordIds: (sync.lookbackMs ?? 0) > 0,
+    ...(deps.sender.inFlight === undefined ? {} : { inFlight: deps.sender.inFlight }),
+    ...(acknowledged === undefined
+      ? {}
+      : { acknowledged: { upTo: acknowledged.acknowledgedBatches, ahead: acknowledged.acknowledgedAhead } }),
+  });
+}
+
+/** Takes up a staged run's delivery after its last acknowledged batches. */
+async function deliverStaged(
   deps: SyncRunDeps,
   sync: SyncDefinition,
   manifest: CallManifest,
   manifestKey: string,
-  from: number,
-  resumed: boolean,
+  unfinished: UnfinishedRun,
 ): Promise<SyncRunSummary> {
   const runId = manifest.run_id;
-  const record = (sync.lookbackMs ?? 0) > 0;
-  let batches = 0;
-  let bytes = 0;
-  let total = from;
+  const delivery = newDelivery(deps, sync, runId, unfinished);
   try {
-    for await (const batch of readAhead(callBatches(readCalls(deps.store, manifest), deps.sender.limits))) {
-      total = batch.index + 1;
-      if (batch.index < from) continue;
-      await deps.sender.send(batch.lines, batch.index);
-      await deps.progress.acknowledged(runId, {
-        index: batch.index,
-        calls: batch.lines.length,
-        bytes: batch.bytes,
-        ...(record ? { messageIds: batch.lines.map(messageIdOf) } : {}),
-      });
-      batches++;
-      bytes += batch.bytes;
+    for await (const batch of stagedBatches(deps.store, manifest.files, deps.sender.limits)) {
+      await delivery.send(batch);
     }
-    await deps.progress.finished(runId, {
-      status: 'ok',
-      rows: manifest.rows,
-      calls: manifest.calls,
-      rejected: manifest.rejected,
-      batches: total,
-      nextSinceMicros: sinceMicros(manifest.started_at_micros, sync.lookbackMs),
-    });
+    const sent = await delivery.finish();
+    await deps.progress.finished(runId, okOutcome(sync, manifest, sent.total));
+    return summary(manifest, manifestKey, true, sent);
   } catch (error) {
-    // a transient failure leaves the run staged: the next invocation resumes it
-    if (!(error instanceof WharfError && error.transient)) await fail(deps, runId, error);
+    await delivery.settle();
+    await stopped(deps, runId, error);
     throw withContext(error, { key: manifestKey });
   }
+}
+
+/**
+ * A run that died while reading. When none of its batches was acknowledged, nothing of it reached the
+ * receiver (but a batch in flight, which is allowed to repeat): it is marked failed. Otherwise the rest of its
+ * staged files are delivered and all their calls remembered as sent, so that the new run, which reads again
+ * from the same `last_sync_time`, leaves them out. Returns true in that case.
+ */
+async function takeUpDeadRead(
+  deps: SyncRunDeps,
+  sync: SyncDefinition,
+  dead: UnfinishedRun,
+): Promise<boolean> {
+  const sent = dead.acknowledgedBatches > 0 || dead.acknowledgedAhead.length > 0;
+  if (!sent || deps.ledger === undefined) {
+    await deps.progress.finished(dead.runId, {
+      status: 'failed',
+      error: sent
+        ? 'stopped while reading; the calls it had delivered may be sent again (receivers drop repeated messageIds)'
+        : 'stopped before its calls were staged; nothing of it was delivered',
+    });
+    return false;
+  }
+  const delivery = newDelivery(deps, sync, dead.runId, dead);
+  for await (const batch of stagedBatches(deps.store, dead.files, deps.sender.limits))
+    await delivery.send(batch);
+  await delivery.finish();
+  let ids: string[] = [];
+  let calls = 0;
+  for (const file of dead.files) {
+    for await (const line of readFileCalls(deps.store, file)) {
+      ids.push(messageIdOf(line));
+      calls++;
+      if (ids.length >= 5000) {
+        await deps.ledger.remember(sync.id, dead.startedAtMicros ?? 0, ids);
+        ids = [];
+      }
+    }
+  }
+  await deps.ledger.remember(sync.id, dead.startedAtMicros ?? 0, ids);
+  await deps.progress.finished(dead.runId, {
+    status: 'failed',
+    error: `stopped while reading; the ${calls} calls it had staged were delivered, and the next run leaves them out`,
+  });
+  return true;
+}
+
+function okOutcome(sync: SyncDefinition, manifest: CallManifest, batches: number) {
+  return {
+    status: 'ok' as const,
+    rows: manifest.rows,
+    calls: manifest.calls,
+    rejected: manifest.rejected,
+    batches,
+    nextSinceMicros: sinceMicros(manifest.started_at_micros, sync.lookbackMs),
+  };
+}
+
+/**
+ * Records how a run stopped: a transient error leaves it to the next run (a staged run resumes its
+ * delivery; one stopped while reading is taken up), any other marks it failed.
+ */
+async function stopped(deps: SyncRunDeps, runId: string, error: unknown): Promise<void> {
+  const line = oneLine(error);
+  const status = error instanceof WharfError && error.transient ? 'interrupted' : 'failed';
+  await deps.progress.finished(runId, { status, error: line }).catch(() => {});
+}
+
+function summary(
+  manifest: CallManifest,
+  manifestKey: string,
+  resumed: boolean,
+  sent: { readonly batches: number; readonly bytes: number },
+): SyncRunSummary {
   return {
     syncId: manifest.sync_id,
-    runId,
+    runId: manifest.run_id,
     resumed,
     rows: manifest.rows,
     calls: manifest.calls,
     rejected: manifest.rejected,
     rejections: manifest.rejections,
     alreadySent: manifest.already_sent,
-    batches,
-    bytes,
+    batches: sent.batches,
+    bytes: sent.bytes,
     sql: manifest.sql,
     parameter: manifest.parameter,
     sinceMicros: manifest.since_micros,
     startedAtMicros: manifest.started_at_micros,
     manifestKey,
   };
-}
-
-/**
- * Passes on what `source` yields, asking it for the next item as soon as one is handed over: the next
- * batch is read from the files and cut while the current one is on the wire (two in memory at most).
- */
-async function* readAhead<T>(source: AsyncGenerator<T>): AsyncGenerator<T> {
-  let next = source.next();
-  try {
-    for (;;) {
-      const item = await next;
-      if (item.done) return;
-      next = source.next();
-      next.catch(() => {});
-      yield item.value;
-    }
-  } finally {
-    await next.catch(() => {});
-    await source.return(undefined);
-  }
-}
-
-async function fail(deps: SyncRunDeps, runId: string, error: unknown): Promise<void> {
-  const line = error instanceof WharfError ? error.oneLine() : String((error as Error)?.message ?? error);
-  await deps.progress.finished(runId, { status: 'failed', error: line }).catch(() => {});
-}
-
-/** Counts rejected rows per reason, keeping the first few as examples. */
-class Rejections {
-  readonly counts: Record<string, number> = {};
-  readonly samples: { row: number; reason: string }[] = [];
-  total = 0;
-
-  add(row: number, reason: string): void {
-    this.total++;
-    this.counts[reason] = (this.counts[reason] ?? 0) + 1;
-    if (this.samples.length < REJECTED_SAMPLES) this.samples.push({ row, reason });
-  }
-}
-
-/** Ids looked up in the ledger at a time. */
-const LEDGER_CHUNK = 2000;
-
-/** Reads, maps and stages a run's calls; returns its manifest (not yet written). */
-async function stageRun(
-  deps: SyncRunDeps,
-  sync: SyncDefinition,
-  runId: string,
-  since: number,
-): Promise<CallManifest> {
-  const writer = new CallFileWriter({
-    store: deps.store,
-    syncId: sync.id,
-    runId,
-    spoolDir: deps.files.spoolDir,
-    ...(deps.files.maxFileBytes === undefined ? {} : { maxFileBytes: deps.files.maxFileBytes }),
-  });
-  const ledger = (sync.lookbackMs ?? 0) > 0 ? deps.ledger : undefined;
-  if ((sync.lookbackMs ?? 0) > 0 && ledger === undefined) {
-    throw new WharfError(`sync ${sync.id} has a lookback but no ledger of sent calls was given`);
-  }
-  const rejections = new Rejections();
-  let rows = 0;
-  let calls = 0;
-  let alreadySent = 0;
-  let pending: string[] = [];
-  const flush = async (): Promise<void> => {
-    const ids = pending.map(messageIdOf);
-    const sent = await ledger!.alreadySent(sync.id, ids);
-    for (let i = 0; i < pending.length; i++) {
-      if (sent.has(ids[i]!)) alreadySent++;
-      else {
-        calls++;
-        const wait = writer.add(pending[i]!);
-        if (wait) await wait;
-      }
-    }
-    pending = [];
-  };
-  try {
-    const read = await deps.reader.read(
-      { query: sync.query, sinceMicros: since, timeoutMs: sync.timeoutMs },
-      async (result) => {
-        let mapper: CallMapper | undefined;
-        for await (const batch of result.batches) {
-          mapper ??= new CallMapper(sync.id, sync.type, batch.columns);
-          for (const row of batch.rows) {
-            rows++;
-            const mapped = mapper.map(row);
-            if (!mapped.ok) rejections.add(rows, mapped.reason);
-            else if (ledger !== undefined) {
-              pending.push(mapped.line);
-              if (pending.length >= LEDGER_CHUNK) await flush();
-            } else {
-              calls++;
-              const wait = writer.add(mapped.line);
-              if (wait) await wait;
-            }
-          }
-        }
-        if (pending.length > 0) await flush();
-        return { startedAtMicros: result.startedAtMicros, parameter: result.parameter };
-      },
-    );
-    const files = await writer.finish();
-    return {
-      format_version: CALL_MANIFEST_VERSION,
-      sync_id: sync.id,
-      run_id: runId,
-      type: sync.type,
-      sql: sync.query.sql,
-      parameter: parameterOf(read.parameter),
-      since_micros: since,
-      started_at: isoMicros(read.startedAtMicros),
-      started_at_micros: read.startedAtMicros,
-      rows,
-      calls,
-      rejected: rejections.total,
-      already_sent: alreadySent,
-      rejections: rejections.counts,
-      rejected_samples: rejections.samples,
-      files: [...files],
-    };
-  } catch (error) {
-    await writer.discard();
-    throw error;
-  }
-}
-
-function parameterOf(p: BoundParameter | undefined): CallManifest['parameter'] {
-  return p === undefined ? null : { type: p.name, kind: p.kind, value: p.value };
-}
-
-/** µs since the epoch → ISO-8601 UTC with microseconds. */
-export function isoMicros(micros: number): string {
-  const iso = new Date(Math.floor(micros / 1000)).toISOString();
-  return `${iso.slice(0, 19)}.${String(micros % 1_000_000).padStart(6, '0')}Z`;
 }
 
 /** What `wharf retl preview` shows. */

@@ -5,6 +5,7 @@ import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
 import { keysCommand } from './keys.js';
 import { loadCommand, replayCommand, syncCommand } from './load.js';
+import { retlCommand } from './retl.js';
 import { runCommand } from './run.js';
 import { seedCommand, sourceCommand } from './source.js';
 import { statusCommand } from './status.js';
@@ -20,6 +21,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   replayCommand,
   runCommand,
   statusCommand,
+  retlCommand,
   keysCommand,
   demoCommand,
 ];

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { statusReport } from '../../pipeline/status.js';
+import type { SyncStatus } from '../../pipeline/sync-status.js';
 import { formatBytes, formatCount, printResult } from '../output.js';
 import { type GlobalArgs, withRuntime } from '../run-command.js';
 
@@ -24,6 +25,22 @@ export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
           `; today: ${formatCount(s.rowsToday)} rows in ${formatCount(s.loadsToday)} load(s), ${formatCount(s.skipsToday)} skip(s), ${formatCount(s.failuresToday)} failure(s)` +
           (s.lastError ? `; last error at ${s.lastErrorAt}: ${s.lastError}` : ''),
       ),
+      ...syncStatusLines(result.syncs),
     ]);
   }),
 };
+
+/** The reverse-ETL section: per sync, state, last run, last_sync_time, today's rows, calls and rejections, last error. */
+function syncStatusLines(syncs: readonly SyncStatus[]): string[] {
+  if (syncs.length === 0) return [];
+  return [
+    'reverse ETL:',
+    ...syncs.map(
+      (s) =>
+        `  sync ${s.id} (${s.name}, ${s.type}, source ${s.source}): ${s.state}${s.stateReason ? ` (${s.stateReason})` : ''}; ` +
+        `last run ${s.lastRunAt ?? 'never'}${s.lastRunStatus ? ` (${s.lastRunStatus})` : ''}, last_sync_time ${s.lastSyncTime}` +
+        `; today: ${formatCount(s.rowsToday)} rows, ${formatCount(s.callsToday)} calls, ${formatCount(s.rejectedToday)} rejected in ${formatCount(s.runsToday)} run(s), ${formatCount(s.skipsToday)} skip(s), ${formatCount(s.failuresToday)} failure(s)` +
+        (s.lastError ? `; last error at ${s.lastErrorAt}: ${s.lastError}` : ''),
+    ),
+  ];
+}

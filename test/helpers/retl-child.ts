@@ -24,10 +24,14 @@ await runSync(
     sender: new HttpBatchSender(parseDeliverTo(env.DELIVER_TO!), {
       retry: { baseDelayMs: 5 },
       limits: { maxCalls: Number(env.MAX_CALLS) },
+      inFlight: Number(env.IN_FLIGHT ?? 1),
     }),
     progress,
     ledger: progress,
-    files: { spoolDir: env.SPOOL_DIR! },
+    files: {
+      spoolDir: env.SPOOL_DIR!,
+      ...(env.MAX_FILE_BYTES ? { maxFileBytes: Number(env.MAX_FILE_BYTES) } : {}),
+    },
   },
   {
     id: env.SYNC_ID!,

@@ -2,11 +2,9 @@ import { rmSync } from 'node:fs';
 import pg from 'pg';
 import { migrateControl } from '../../control/control-schema.js';
 import { Secret } from '../../core/secret.js';
-import { quotePg } from '../../db/postgres/quote.js';
 import { HttpBatchSender, parseDeliverTo, type SenderOptions } from '../../reverse-etl/batch-sender.js';
 import { PgSyncProgress } from '../../reverse-etl/pg-sync-progress.js';
 import { parseQueryTemplate } from '../../reverse-etl/query-template.js';
-import { retlControlMigrationSql } from '../../reverse-etl/retl-control-schema.js';
 import type { CallType } from '../../reverse-etl/row-to-call.js';
 import type { SyncDefinition, SyncRunDeps } from '../../reverse-etl/sync-run.js';
 import { PgWarehouseReader } from '../../reverse-etl/warehouse-reader.js';
@@ -34,7 +32,6 @@ export async function openRetlHarness(): Promise<RetlHarness> {
   const c = await control.connect();
   try {
     await migrateControl(c, CONTROL_SCHEMA);
-    await c.query(retlControlMigrationSql(quotePg(CONTROL_SCHEMA)));
   } finally {
     c.release();
   }
