@@ -141,6 +141,21 @@ export const controlMigrations: readonly ControlMigration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    description: 'API tokens (hashed; admin or one account)',
+    sql: (s) => `
+      create table if not exists ${s}.api_tokens (
+        id bigserial primary key,
+        account_id bigint,
+        name text not null default '',
+        sha256 bytea not null,
+        created_at timestamptz not null default now(),
+        last_used_at timestamptz,
+        revoked_at timestamptz
+      );
+    `,
+  },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */

@@ -49,8 +49,25 @@ async function ledgerOf(rt: Runtime, c: Connector): Promise<LedgerStatus> {
   }
 }
 
+export interface StatusOptions {
+  /**
+   * Ask the warehouse of a connector that has no progress in the control database (it never ran under this
+   * version); default true. Without (the API, which answers from the control database alone) such a connector
+   * shows nothing loaded until its next run.
+   */
+  readonly warehouses?: boolean;
+}
+
+const NOTHING_LOADED: LedgerStatus = {
+  lastWindowId: null,
+  lastWindowEnd: null,
+  lastLoadedAt: null,
+  rows: 0,
+  windows: 0,
+};
+
 /** Per connector: state, last window loaded, lag, rows, what it has still to read, and today's runs. */
-export async function statusReport(rt: Runtime): Promise<StatusReport> {
+export async function statusReport(rt: Runtime, options: StatusOptions = {}): Promise<StatusReport> {
   const control = await rt.control();
   const store = await rt.connectors();
   const windows = new WindowsTable(rt.settings.controlSchema);
@@ -83,7 +100,8 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
     if (c.state !== 'disabled') {
       try {
         // from the control database; a connector that never ran under this version: its warehouse's ledger
-        const l = known.get(String(c.id)) ?? (await ledgerOf(rt, c));
+        const l =
+          known.get(String(c.id)) ?? (options.warehouses === false ? NOTHING_LOADED : await ledgerOf(rt, c));
         s.lastWindow = l.lastWindowId;
         s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
         s.lagSeconds = l.lastWindowEnd

@@ -6,8 +6,10 @@ import { exportCommand } from './export.js';
 import { keysCommand } from './keys.js';
 import { loadCommand, replayCommand, syncCommand } from './load.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { seedCommand, sourceCommand } from './source.js';
 import { statusCommand } from './status.js';
+import { tokensCommand } from './tokens.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules have differing argument types
 export const commands: CommandModule<GlobalArgs, any>[] = [
@@ -21,5 +23,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   runCommand,
   statusCommand,
   keysCommand,
+  serveCommand,
+  tokensCommand,
   demoCommand,
 ];
