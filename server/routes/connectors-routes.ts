@@ -248,7 +248,11 @@ export const connectorsRoutes: RouteGroup = {
       const account = (body.account as string | undefined) ?? scope.account;
       if (account === null || account === undefined) {
         return c.json(
-          { error: 'invalid account: an admin token must name the account', field: 'account' },
+          {
+            error:
+              "invalid account: an admin token must name the account (an account token: its own); see /openapi.json for the request's shape",
+            field: 'account',
+          },
           400,
         );
       }
