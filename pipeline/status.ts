@@ -74,6 +74,14 @@ export async function statusReport(rt: Runtime, options: StatusOptions = {}): Pr
   const exported = await windows.summary(control, STAGING_FORMAT);
   const runs = await connectorRunStats(control, rt.settings.controlSchema);
   const known = await new ProgressTable(rt.settings.controlSchema).all(control);
+  // connectors at the same last window (all those up to date, all that never loaded) share one count
+  const counts = new Map<number | null, Promise<number>>();
+  const behind = (end: Date | null): Promise<number> => {
+    const key = end?.getTime() ?? null;
+    let n = counts.get(key);
+    if (!n) counts.set(key, (n = windows.countEndingAfter(control, STAGING_FORMAT, end)));
+    return n;
+  };
   const out: ConnectorStatus[] = [];
   for (const c of await store.list()) {
     const r = statsFor(runs, String(c.id));
@@ -109,7 +117,7 @@ export async function statusReport(rt: Runtime, options: StatusOptions = {}): Pr
           : null;
         s.rows = l.rows;
         s.windowsLoaded = l.windows;
-        s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
+        s.windowsBehind = await behind(l.lastWindowEnd);
       } catch (error) {
         s.error = errorMessage(error);
       }

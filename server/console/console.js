@@ -78,7 +78,12 @@
 
   const count = (n) => (n ?? 0).toLocaleString('en-US');
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
-  const failing = (s) => s.state === 'failing' || s.state === 'paused' || Boolean(s.error);
+  /** Failing now: parked, status unreadable, or a failed load today. */
+  const failing = (s) =>
+    s.state === 'failing' ||
+    s.state === 'paused' ||
+    Boolean(s.error) ||
+    (s.failuresToday > 0 && Boolean(s.lastError));
 
   // ---- layout ----------------------------------------------------------------------------------------
   const root = document.getElementById('app');
@@ -284,7 +289,18 @@
   }
 
   function renderDetail(s, lagHistory, runs) {
-    const message = el('p', { class: 'message', role: 'status' });
+    // what the last action said stays through the re-render that follows it
+    const said = state.said?.id === s.id ? state.said : null;
+    const message = el('p', {
+      class: `message${said?.bad ? ' bad' : ''}`,
+      role: 'status',
+      text: said?.text ?? '',
+    });
+    const say = (text, bad = false) => {
+      state.said = { id: s.id, text, bad };
+      message.className = `message${bad ? ' bad' : ''}`;
+      message.textContent = text;
+    };
     const act = (label, path, body) =>
       el('button', {
         type: 'button',
@@ -292,19 +308,18 @@
         onclick: async (e) => {
           const button = e.currentTarget;
           button.disabled = true;
-          message.className = 'message';
-          message.textContent = `${label}…`;
+          say(`${label}…`);
           try {
             const r = await api(path, { method: 'POST', ...(body ? { body: JSON.stringify(body()) } : {}) });
-            message.textContent =
+            say(
               r.windows !== undefined
                 ? `${label}: ${count(r.windows)} window(s), ${count(r.rowsStaged)} rows`
-                : `${label}: all checks passed`;
+                : `${label}: all checks passed`,
+            );
             select(s.id).catch(show);
             loadPage().catch(show);
           } catch (error) {
-            message.className = 'message bad';
-            message.textContent = error.message;
+            say(error.message, true);
           } finally {
             button.disabled = false;
           }
@@ -322,7 +337,7 @@
       state.hours = Number(hours.value);
       select(s.id).catch(show);
     });
-    detail.replaceChildren(
+    const parts = [
       el(
         'div',
         { class: 'toolbar' },
@@ -385,7 +400,8 @@
       message,
       el('h3', { text: 'Runs' }),
       runsTable(runs.runs),
-    );
+    ];
+    detail.replaceChildren(...parts.filter(Boolean));
   }
 
   function runsTable(runs) {
