@@ -1,9 +1,10 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,api,
 // --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { apiBench } from './api-bench.js';
 import { type BenchContext, type BenchOptions, type BenchRow, round, sql } from './bench-context.js';
 import { startBenchPostgres } from './bench-postgres.js';
 import { connectorsBench } from './connectors-bench.js';
@@ -13,7 +14,7 @@ import { loadBench } from './load-bench.js';
 import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
 
-const SECTIONS = ['export', 'load', 'lag', 'connectors'] as const;
+const SECTIONS = ['export', 'load', 'lag', 'connectors', 'api'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -69,6 +70,7 @@ try {
     ['load', mergeBench],
     ['lag', lagBench],
     ['connectors', connectorsBench],
+    ['api', apiBench],
   ];
   for (const [section, run] of plan) {
     if (!only.includes(section)) continue;
