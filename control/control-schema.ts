@@ -142,7 +142,7 @@ export const controlMigrations: readonly ControlMigration[] = [
     `,
   },
   {
-    version: 7,
+    version: 8,
     description: 'API tokens (hashed; admin or one account)',
     sql: (s) => `
       create table if not exists ${s}.api_tokens (

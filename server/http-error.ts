@@ -25,7 +25,8 @@ export interface HttpError {
 export function statusOf(error: WharfError): ContentfulStatusCode {
   if (error.code === 'not_found') return 404;
   if (error.code === 'forbidden') return 403;
-  if (error.code === 'busy') return 409;
+  // another process holds the job's lock (the pipeline's BusyError is coded WHARF_BUSY)
+  if (error.code === 'busy' || error.code === 'WHARF_BUSY') return 409;
   switch (error.kind) {
     case 'usage':
       return 400;
