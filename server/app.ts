@@ -71,6 +71,8 @@ export function createApp(options: AppOptions): OpenAPIHono<ApiEnv> {
     if (error instanceof HTTPException) {
       const status = error.status === 413 ? 413 : 400;
       const what = status === 413 ? 'the request body is larger than 1 MiB' : redactUrls(error.message);
+      // the rest of a body too large is not read: the connection cannot be used again
+      if (status === 413) c.header('connection', 'close');
       return c.json({ error: `${what}; send a JSON body with content-type application/json` }, status);
     }
     const e = httpError(error);

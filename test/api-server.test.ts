@@ -289,6 +289,14 @@ describe('bad requests', () => {
     const malformed = await api.call('POST', '/v1/connectors', { body: '{"account": ' });
     expect(malformed.status).toBe(400);
     expect(malformed.body.error).toMatch(/JSON/);
+    const huge = await api.call('POST', '/v1/connectors', {
+      body: JSON.stringify({ url: 'x'.repeat(2 ** 21) }),
+    });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error).toContain('larger than 1 MiB');
+    const unknown = await api.call('GET', '/v1/nothing-here');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toBe('no route GET /v1/nothing-here; see /openapi.json');
   });
 
   it('a usage error of the pipeline is a 400 with its line', async () => {
