@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { literalPg, quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
+import { deliveryStateMigration } from './deliveries.js';
 
 /**
  * The control schema (default `wharf`, in the source database unless --control-url says otherwise):
@@ -141,6 +142,7 @@ export const controlMigrations: readonly ControlMigration[] = [
       );
     `,
   },
+  { version: 7, ...deliveryStateMigration },
   {
     version: 8,
     description: 'API tokens (hashed; admin or one account)',

@@ -85,11 +85,11 @@ export async function connectorRunStats(
             count(*) filter (where r.status = 'skipped' and r.started_at >= today.t) as skips_today,
             count(*) filter (where r.status = 'failed' and r.started_at >= today.t) as failures_today,
             max(r.finished_at) as last_run_at,
-            (select f.error from ${runs} f where f.connector_id = r.connector_id and f.kind = 'load' and f.status = 'failed'
+            (select f.error from ${runs} f where f.connector_id = r.connector_id and f.kind in ('load', 'deliver') and f.status = 'failed'
               order by f.finished_at desc limit 1) as last_error,
             max(r.finished_at) filter (where r.status = 'failed') as last_error_at
        from ${runs} r cross join today
-      where r.kind = 'load' and r.connector_id is not null
+      where r.kind in ('load', 'deliver') and r.connector_id is not null
       group by r.connector_id`,
   );
   const out = new Map<string, ConnectorRunStats>();

@@ -1,6 +1,8 @@
 import type { Connector, StoredSettings } from '../connectors/connector-store.js';
 import { UsageError } from '../core/errors.js';
+import type { BucketClient } from '../delivery/bucket-client.js';
 import type { Warehouse } from '../loaders/warehouse.js';
+import { bucketKind } from './bucket/bucket-kind.js';
 import type { DestinationKind } from './destination-kind.js';
 import { mssqlKind } from './mssql/mssql-kind.js';
 import { postgresKind } from './postgres/postgres-kind.js';
@@ -8,10 +10,17 @@ import { postgresKind } from './postgres/postgres-kind.js';
 /** A kind whose connectors load a warehouse. */
 export type WarehouseKind = DestinationKind<StoredSettings, Warehouse> & { readonly family: 'warehouse' };
 
-/** Every destination kind Wharf has. Adding a kind is a folder under destinations/ and a line here. */
-export type AnyDestinationKind = WarehouseKind;
+/** A kind whose connectors deliver files into a bucket. */
+export type BucketKind = DestinationKind<StoredSettings, BucketClient> & { readonly family: 'bucket' };
 
-const KINDS: readonly AnyDestinationKind[] = [postgresKind as WarehouseKind, mssqlKind as WarehouseKind];
+/** Every destination kind Wharf has. Adding a kind is a folder under destinations/ and a line here. */
+export type AnyDestinationKind = WarehouseKind | BucketKind;
+
+const KINDS: readonly AnyDestinationKind[] = [
+  postgresKind as WarehouseKind,
+  mssqlKind as WarehouseKind,
+  bucketKind as BucketKind,
+];
 
 /** The names `--engine` accepts. */
 export const destinationNames: readonly string[] = KINDS.map((k) => k.name);

@@ -2,7 +2,7 @@ import type { Connector, ConnectorFormat } from '../connectors/connector-store.j
 import { UsageError, WharfError } from '../core/errors.js';
 import { type CheckReport, checkFailure } from '../destinations/check-report.js';
 import type { DestinationRequest, DestinationTarget } from '../destinations/destination-kind.js';
-import { destinationKind, kindOf } from '../destinations/registry.js';
+import { type AnyDestinationKind, destinationKind, kindOf } from '../destinations/registry.js';
 import type { Runtime } from './runtime.js';
 
 /** What `connectors add` (and the API) asks for. */
@@ -65,7 +65,7 @@ export class ChecksFailedError extends WharfError {
 
 /** Runs a target's ordered checks; throws the first failure as one clear error. */
 async function checked(
-  kind: ReturnType<typeof destinationKind>,
+  kind: AnyDestinationKind,
   target: DestinationTarget,
   connector?: string,
 ): Promise<CheckReport> {
@@ -73,6 +73,22 @@ async function checked(
   const failure = checkFailure(report, connector, kind.family);
   if (failure) throw new ChecksFailedError(failure, report);
   return report;
+}
+
+/** Makes a destination ready for its first run: a warehouse's schema and tables (a bucket needs nothing). */
+async function prepare(
+  rt: Runtime,
+  kind: AnyDestinationKind,
+  target: DestinationTarget,
+  streams: readonly string[],
+): Promise<void> {
+  if (kind.family !== 'warehouse') return;
+  const warehouse = await kind.open(target);
+  try {
+    await warehouse.migrate(rt.catalog, streams);
+  } finally {
+    await warehouse.close();
+  }
 }
 
 /**
@@ -96,15 +112,16 @@ export async function addConnector(
       `disable it first: wharf connectors disable ${existing.id}`,
     );
   }
+  if (kind.family === 'warehouse' && request.format !== 'csv') {
+    throw new UsageError(
+      `--format ${request.format} is for bucket connectors`,
+      'warehouses load csv staging; leave --format out, or use --engine bucket',
+    );
+  }
   const parsed = kind.parse(request);
   const target: DestinationTarget = { connectorId: 'new', ...parsed, schema: request.schema };
   const checks = await checked(kind, target);
-  const warehouse = await kind.open(target);
-  try {
-    await warehouse.migrate(rt.catalog, request.streams);
-  } finally {
-    await warehouse.close();
-  }
+  await prepare(rt, kind, target, request.streams);
   const connector = await store.add({
     account: request.account,
     family: kind.family,
@@ -133,12 +150,7 @@ export async function testConnector(
     schema: c.schema,
   };
   const report = await checked(kind, target, String(c.id));
-  const warehouse = await kind.open(target);
-  try {
-    await warehouse.migrate(rt.catalog, c.streams);
-  } finally {
-    await warehouse.close();
-  }
+  await prepare(rt, kind, target, c.streams);
   if (c.state !== 'active' && c.state !== 'disabled') await store.setState(c.id, 'active');
   return { id: String(c.id), ok: true, checks: report.checks };
 }
@@ -159,13 +171,20 @@ export async function rotateConnector(
   let settings = current.settings;
   let secret = current.secret;
   if (change.url !== undefined) {
-    const parsed = kind.parse({ ...change, url: change.url } as DestinationRequest);
+    // a bucket keeps its secret key unless a new one is given; a warehouse's password comes from the new URL
+    const keepKey = change.secretAccessKey === undefined && secret.secretAccessKey !== undefined;
+    const parsed = kind.parse({
+      ...change,
+      url: change.url,
+      ...(keepKey ? { secretAccessKey: secret.secretAccessKey } : {}),
+    });
     if (parsed.settings.engine !== c.engine) {
       throw new UsageError(`the new URL is for ${parsed.settings.engine}, the connector is ${c.engine}`);
     }
     settings = parsed.settings;
     secret = { ...secret, ...parsed.secret };
   } else {
+    if (change.accessKeyId !== undefined) settings = { ...settings, accessKeyId: change.accessKeyId };
     secret = {
       ...secret,
       ...(change.password ? { password: change.password } : {}),
@@ -173,5 +192,5 @@ export async function rotateConnector(
     };
   }
   await checked(kind, { connectorId: String(c.id), settings, secret, schema: c.schema }, String(c.id));
-  return store.rotate(c.id, { ...(change.url !== undefined ? { settings } : {}), secret });
+  return store.rotate(c.id, { ...(settings !== current.settings ? { settings } : {}), secret });
 }

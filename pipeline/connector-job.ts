@@ -1,24 +1,32 @@
 import type { Connector } from '../connectors/connector-store.js';
 import { type ConnectorProgress, ProgressTable } from '../control/progress.js';
-import { recordRun } from '../control/runs.js';
-import { oneLine, WharfError, withContext } from '../core/errors.js';
-import { isMissingObject } from '../db/classify.js';
+import { type RunKind, recordRun } from '../control/runs.js';
+import { withContext } from '../core/errors.js';
 import { tryAdvisoryLock } from '../db/postgres/locks.js';
-import type { DestinationTarget } from '../destinations/destination-kind.js';
+import type { DeliverySummary } from '../delivery/deliver-connector.js';
 import { kindOf } from '../destinations/registry.js';
-import { type LoadProgress, type LoadSummary, loadConnector } from '../loaders/load.js';
-import type { Warehouse } from '../loaders/warehouse.js';
+import type { LoadProgress, LoadSummary } from '../loaders/load.js';
+import { deliverBucket } from './bucket-job.js';
 import { recordSafely } from './run-record.js';
 import type { Runtime } from './runtime.js';
+import { loadWarehouse } from './warehouse-job.js';
+
+export { destinationTarget } from './destination-target.js';
+export { openWarehouse } from './warehouse-job.js';
 
 /** The advisory lock a connector's job holds on the control database: one job of a connector at a time. */
 export function connectorLockKey(controlSchema: string, connectorId: string): string {
   return `wharf.load.${controlSchema}.${connectorId}`;
 }
 
+/** What a connector's work did: a warehouse load, or a bucket delivery. */
+export type ConnectorWork =
+  | { readonly family: 'warehouse'; readonly summary: LoadSummary }
+  | { readonly family: 'bucket'; readonly summary: DeliverySummary };
+
 /** What a connector job did: its work (possibly nothing new), or skipped because another run holds its lock. */
 export type ConnectorJobResult =
-  | { readonly status: 'ok'; readonly summary: LoadSummary; readonly progress: ConnectorProgress | undefined }
+  | (ConnectorWork & { readonly status: 'ok'; readonly progress: ConnectorProgress | undefined })
   | { readonly status: 'skipped' };
 
 export interface ConnectorJobOptions {
@@ -27,25 +35,31 @@ export interface ConnectorJobOptions {
   readonly onProgress?: (event: LoadProgress) => void;
 }
 
-/** The target a connector's kind opens: its settings, decrypted secret fields, schema. */
-export async function destinationTarget(rt: Runtime, connector: Connector): Promise<DestinationTarget> {
-  const creds = await (await rt.connectors()).credentials(connector.id);
-  return {
-    connectorId: String(connector.id),
-    settings: creds.settings,
-    secret: creds.secret,
-    schema: connector.schema,
-  };
+/** Windows (warehouse) or deliveries (bucket) and rows a connector's work moved. */
+export function workCounts(work: ConnectorWork): { readonly windows: number; readonly rows: number } {
+  return work.family === 'warehouse'
+    ? { windows: work.summary.windows, rows: work.summary.rowsStaged }
+    : { windows: work.summary.deliveries, rows: work.summary.rows };
 }
 
-/** Opens a warehouse connector's warehouse with its decrypted credentials; the caller closes it. */
-export async function openWarehouse(rt: Runtime, connector: Connector): Promise<Warehouse> {
-  return kindOf(connector).open(await destinationTarget(rt, connector));
+/** The run history's kind for a connector of this family. */
+const RUN_KIND: Readonly<Record<Connector['family'], RunKind>> = { warehouse: 'load', bucket: 'deliver' };
+
+/** Does a connector's work: a warehouse's load, a bucket's deliveries (one function per family). */
+async function doWork(
+  rt: Runtime,
+  connector: Connector,
+  options: ConnectorJobOptions,
+): Promise<ConnectorWork> {
+  const kind = kindOf(connector);
+  return kind.family === 'warehouse'
+    ? { family: 'warehouse', summary: await loadWarehouse(rt, connector, options) }
+    : { family: 'bucket', summary: await deliverBucket(rt, connector, options) };
 }
 
 /**
  * A connector's job: under its advisory try-lock (on a connection of its own to the control database, so that
- * a crash releases it at once), load every window it has not loaded yet (or replay a range). Every run is
+ * a crash releases it at once), load (or deliver) every window it has not yet, or replay a range. Every run is
  * recorded in the control `runs` table (ok, skipped or failed, with the one-line reason) and counted in the
  * metrics, whoever started it. Errors carry the connector in their context.
  */
@@ -61,7 +75,7 @@ export async function runConnectorJob(
     recordSafely(rt, () =>
       recordRun(control, rt.settings.controlSchema, {
         connectorId: id,
-        kind: 'load',
+        kind: RUN_KIND[connector.family],
         startedAt,
         finishedAt: new Date(),
         status,
@@ -86,10 +100,12 @@ export async function runConnectorJob(
     return { status: 'skipped' };
   }
   try {
-    const summary = await loadWithProgress(rt, connector, options);
-    rt.metrics.rowsLoaded.inc({ connector: id }, summary.rowsStaged);
-    await record('ok', summary.windows, summary.rowsStaged);
-    return { status: 'ok', summary, progress: await progressTable(rt).get(control, id) };
+    const work = await doWork(rt, connector, options);
+    const { windows, rows } = workCounts(work);
+    rt.metrics.rowsLoaded.inc({ connector: id }, rows);
+    await record('ok', windows, rows);
+    const progress = await new ProgressTable(rt.settings.controlSchema).get(control, id);
+    return { ...work, status: 'ok', progress };
   } catch (error) {
     const e = withContext(error, { connector: id });
     await record('failed', 0, 0, e.oneLine());
@@ -97,82 +113,4 @@ export async function runConnectorJob(
   } finally {
     await lock.release();
   }
-}
-
-function progressTable(rt: Runtime): ProgressTable {
-  return new ProgressTable(rt.settings.controlSchema);
-}
-
-/**
- * Loads what the connector has not loaded yet, starting after the newest window its progress says it has seen
- * (a replay: its range), migrating the warehouse only when the catalog version changed since the last run or a
- * load fails on a missing table or column; then advances its progress in the control database.
- */
-async function loadWithProgress(
-  rt: Runtime,
-  connector: Connector,
-  options: ConnectorJobOptions,
-): Promise<LoadSummary> {
-  const id = String(connector.id);
-  const control = await rt.control();
-  const table = progressTable(rt);
-  const progress = await table.get(control, id);
-  const current = progress?.catalogVersion === rt.catalog.version;
-  const warehouse = await openWarehouse(rt, connector);
-  try {
-    const load = (migrate: boolean) =>
-      loadConnector({
-        control,
-        controlSchema: rt.settings.controlSchema,
-        store: rt.store(),
-        catalog: rt.catalog,
-        target: { connectorId: id, account: String(connector.account), streams: connector.streams },
-        warehouse,
-        logger: rt.logger,
-        migrate,
-        ...(progress && !options.replay ? { afterSeq: progress.seenSeq } : {}),
-        ...(options.replay ? { replay: options.replay } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-    let summary: LoadSummary;
-    try {
-      summary = await load(!current);
-    } catch (error) {
-      // the schema was changed since it was last migrated: migrate, then try once more
-      if (!current || !isMissingObject(error)) throw error;
-      rt.logger.warn({ connector: id }, `connector ${id}: a warehouse table or column is missing; migrating`);
-      summary = await load(true);
-    }
-    const replay = options.replay !== undefined;
-    await table.advance(control, id, {
-      seenSeq: replay ? 0 : summary.seenSeq,
-      catalogVersion: rt.catalog.version,
-      lastWindowId: summary.lastWindow,
-      lastWindowEnd: summary.lastWindowEnd,
-      windows: replay ? 0 : summary.windows,
-      rows: replay ? 0 : summary.rowsStaged,
-    });
-    if (!progress) {
-      // the first run with progress kept: start its totals from what the ledger holds
-      const ledger = await warehouse.status();
-      await table.reset(control, id, {
-        catalogVersion: rt.catalog.version,
-        lastWindowId: ledger.lastWindowId,
-        lastWindowEnd: ledger.lastWindowEnd,
-        windows: ledger.windows,
-        rows: ledger.rows,
-        loadedAt: ledger.lastLoadedAt,
-      });
-    }
-    return summary;
-  } finally {
-    await warehouse.close();
-  }
-}
-
-/** A connector job's failure in one line (for reports that go on with the other connectors). */
-export function failureLine(error: unknown, connectorId: string): string {
-  return error instanceof WharfError
-    ? withContext(error, { connector: connectorId }).oneLine()
-    : oneLine(error);
 }

@@ -1,11 +1,15 @@
 import type { Connector } from '../connectors/connector-store.js';
 import { withContext } from '../core/errors.js';
+import type { DeliverySummary } from '../delivery/deliver-connector.js';
 import type { LoadProgress, LoadSummary } from '../loaders/load.js';
 import { runConnectorJob } from './connector-job.js';
 import type { Runtime } from './runtime.js';
 
 export interface ConnectorsRun {
+  /** Warehouse connectors' loads. */
   connectors: LoadSummary[];
+  /** Bucket connectors' deliveries. */
+  deliveries: DeliverySummary[];
   failures: { connector: string; error: string }[];
   skipped: string[];
 }
@@ -32,7 +36,7 @@ export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions =
   const targets: Connector[] = options.connector
     ? [await store.get(options.connector)]
     : (await store.list()).filter((c) => c.state === 'active');
-  const out: ConnectorsRun = { connectors: [], failures: [], skipped: [] };
+  const out: ConnectorsRun = { connectors: [], deliveries: [], failures: [], skipped: [] };
   for (const connector of targets) {
     const bar = options.progress?.(String(connector.id));
     try {
@@ -47,7 +51,8 @@ export async function runConnectors(rt: Runtime, options: ConnectorsRunOptions =
         );
         out.skipped.push(String(connector.id));
       } else {
-        out.connectors.push(result.summary);
+        if (result.family === 'warehouse') out.connectors.push(result.summary);
+        else out.deliveries.push(result.summary);
       }
     } catch (error) {
       const e = withContext(error, { connector: String(connector.id) });

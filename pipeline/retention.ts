@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Connector } from '../connectors/connector-store.js';
+import { doneWindows } from '../control/deliveries.js';
 import { WindowsTable } from '../control/windows.js';
 import { errorMessage, WharfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -14,6 +15,7 @@ export interface RetentionDeps {
   readonly store: StagingStore;
   /** Every connector (disabled ones are ignored). */
   connectors(): Promise<readonly Connector[]>;
+  /** A warehouse connector's warehouse (its ledger says what it loaded). */
   openWarehouse(connector: Connector): Promise<Warehouse>;
   readonly logger?: Logger;
 }
@@ -77,11 +79,17 @@ export async function pruneStaging(deps: RetentionDeps, options: PruneOptions): 
     for (const connector of connectors) {
       let loaded: Map<string, Set<string>>;
       try {
-        const warehouse = await deps.openWarehouse(connector);
-        try {
-          loaded = await warehouse.loaded([...prunable]);
-        } finally {
-          await warehouse.close();
+        if (connector.family === 'bucket') {
+          // a bucket connector holds a window once a delivery of it is done (all its streams at once)
+          const done = await doneWindows(client, deps.controlSchema, String(connector.id), [...prunable]);
+          loaded = new Map(connector.streams.map((stream) => [stream, done]));
+        } else {
+          const warehouse = await deps.openWarehouse(connector);
+          try {
+            loaded = await warehouse.loaded([...prunable]);
+          } finally {
+            await warehouse.close();
+          }
         }
       } catch (error) {
         log.warn(

@@ -1,4 +1,5 @@
 import type { Connector } from '../connectors/connector-store.js';
+import { type DeliveryStats, deliveryStats } from '../control/deliveries.js';
 import { ProgressTable } from '../control/progress.js';
 import { connectorRunStats, statsFor } from '../control/runs.js';
 import { WindowsTable } from '../control/windows.js';
@@ -25,6 +26,8 @@ export interface ConnectorStatus {
   /** The last failed run's one-line reason (from the control `runs` table). */
   lastError: string | null;
   lastErrorAt: string | null;
+  /** A bucket connector's deliveries: done, objects and bytes in all, the last one. */
+  delivery?: DeliveryStats;
   /** Rows loaded, loads, skips and failures since 00:00 UTC. */
   rowsToday: number;
   loadsToday: number;
@@ -38,6 +41,9 @@ export interface StatusReport {
   readonly exportedUpTo: string | null;
   readonly connectors: readonly ConnectorStatus[];
 }
+
+/** A connector that never ran. */
+const NOTHING_YET = { lastWindowId: null, lastWindowEnd: null, rows: 0, windows: 0 } as const;
 
 /** What a connector's warehouse ledger says (for a connector without progress in the control database). */
 async function ledgerOf(rt: Runtime, c: Connector): Promise<LedgerStatus> {
@@ -58,14 +64,6 @@ export interface StatusOptions {
   readonly warehouses?: boolean;
 }
 
-const NOTHING_LOADED: LedgerStatus = {
-  lastWindowId: null,
-  lastWindowEnd: null,
-  lastLoadedAt: null,
-  rows: 0,
-  windows: 0,
-};
-
 /** Per connector: state, last window loaded, lag, rows, what it has still to read, and today's runs. */
 export async function statusReport(rt: Runtime, options: StatusOptions = {}): Promise<StatusReport> {
   const control = await rt.control();
@@ -74,6 +72,7 @@ export async function statusReport(rt: Runtime, options: StatusOptions = {}): Pr
   const exported = await windows.summary(control, STAGING_FORMAT);
   const runs = await connectorRunStats(control, rt.settings.controlSchema);
   const known = await new ProgressTable(rt.settings.controlSchema).all(control);
+  const deliveries = await deliveryStats(control, rt.settings.controlSchema);
   // connectors at the same last window (all those up to date, all that never loaded) share one count
   const counts = new Map<number | null, Promise<number>>();
   const behind = (end: Date | null): Promise<number> => {
@@ -105,11 +104,21 @@ export async function statusReport(rt: Runtime, options: StatusOptions = {}): Pr
       skipsToday: r.skipsToday,
       failuresToday: r.failuresToday,
     };
+    if (c.family === 'bucket') {
+      s.delivery = deliveries.get(String(c.id)) ?? {
+        deliveries: 0,
+        objects: 0,
+        bytes: 0,
+        lastDelivery: null,
+        lastDeliveredAt: null,
+      };
+    }
     if (c.state !== 'disabled') {
       try {
         // from the control database; a connector that never ran under this version: its warehouse's ledger
         const l =
-          known.get(String(c.id)) ?? (options.warehouses === false ? NOTHING_LOADED : await ledgerOf(rt, c));
+          known.get(String(c.id)) ??
+          (c.family === 'warehouse' && options.warehouses !== false ? await ledgerOf(rt, c) : NOTHING_YET);
         s.lastWindow = l.lastWindowId;
         s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
         s.lagSeconds = l.lastWindowEnd

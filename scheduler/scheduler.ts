@@ -4,7 +4,12 @@ import { ProgressTable } from '../control/progress.js';
 import { type ErrorKind, hasCode, oneLine, withContext } from '../core/errors.js';
 import { classifyError } from '../db/classify.js';
 import type { ExportSummary } from '../exporter/export.js';
-import { type ConnectorJobResult, openWarehouse, runConnectorJob } from '../pipeline/connector-job.js';
+import {
+  type ConnectorJobResult,
+  openWarehouse,
+  runConnectorJob,
+  workCounts,
+} from '../pipeline/connector-job.js';
 import { runExportJob } from '../pipeline/export-job.js';
 import type { PipelineMetrics } from '../pipeline/metrics.js';
 import { type PruneSummary, pruneStaging } from '../pipeline/retention.js';
@@ -269,9 +274,9 @@ export class Scheduler {
       ctx.logger.info({ connector: id }, `connector ${id}: its previous load is still running; skipped`);
       return { connector: id, status: 'skipped', windows: 0, rows: 0 };
     }
-    const { summary, progress } = result;
-    this.#setLag(id, mark, progress?.lastWindowEnd ?? summary.lastWindowEnd);
-    return { connector: id, status: 'ok', windows: summary.windows, rows: summary.rowsStaged };
+    const { windows, rows } = workCounts(result);
+    this.#setLag(id, mark, result.progress?.lastWindowEnd ?? null);
+    return { connector: id, status: 'ok', windows, rows };
   }
 
   #setLag(id: string, mark: DbClock, lastWindowEnd: Date | null): void {

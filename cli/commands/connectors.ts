@@ -19,6 +19,10 @@ interface AddArgs extends GlobalArgs {
   streams?: string;
   format: 'csv' | 'parquet' | 'json';
   passwordStdin?: boolean;
+  accessKeyId?: string;
+  secretAccessKeyStdin?: boolean;
+  s3Region?: string;
+  every?: string;
 }
 
 interface IdArgs extends GlobalArgs {
@@ -28,17 +32,19 @@ interface IdArgs extends GlobalArgs {
 interface RotateArgs extends IdArgs {
   url?: string;
   passwordStdin?: boolean;
+  accessKeyId?: string;
+  secretAccessKeyStdin?: boolean;
 }
 
-/** Reads a password from standard input (one line; the trailing newline is dropped). */
-export async function readPasswordStdin(): Promise<Secret> {
-  if (process.stdin.isTTY) process.stderr.write('password: ');
+/** Reads a secret (a password, a secret key) from standard input: one line, the trailing newline dropped. */
+export async function readPasswordStdin(what = 'password'): Promise<Secret> {
+  if (process.stdin.isTTY) process.stderr.write(`${what}: `);
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(Buffer.from(c as Buffer));
   const text = Buffer.concat(chunks)
     .toString('utf8')
     .replace(/\r?\n$/, '');
-  if (text === '') throw new UsageError('--password-stdin read an empty password');
+  if (text === '') throw new UsageError(`standard input held no ${what}`, `pipe the ${what} in, e.g. < file`);
   return new Secret(text);
 }
 
@@ -57,11 +63,30 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
       })
       .option('schema', { type: 'string', default: 'tracking', describe: 'warehouse schema' })
       .option('streams', { type: 'string', describe: 'comma-separated streams (default: all)' })
-      .option('format', { choices: ['csv', 'parquet', 'json'] as const, default: 'csv' as const })
+      .option('format', {
+        choices: ['csv', 'parquet', 'json'] as const,
+        default: 'csv' as const,
+        describe: 'the files a bucket connector delivers (warehouses load csv)',
+      })
       .option('password-stdin', {
         type: 'boolean',
         describe: 'read the password from standard input',
-      }) as unknown as Argv<AddArgs>,
+      })
+      .option('access-key-id', { type: 'string', describe: "bucket: the customer's access key id" })
+      .option('secret-access-key-stdin', {
+        type: 'boolean',
+        describe: 'bucket: read the secret access key from standard input',
+      })
+      .option('s3-region', { type: 'string', describe: "bucket: the bucket's region (default us-east-1)" })
+      .option('every', {
+        type: 'string',
+        describe: 'bucket: one delivery per slot of this length, aligned to the clock (default 10m)',
+      })
+      .epilogue(
+        'Warehouses: --url postgres://… or mssql://…, the password in the URL or from --password-stdin.\n' +
+          'Buckets: --engine bucket --url s3://bucket/prefix --access-key-id ID --secret-access-key-stdin ' +
+          '[--s3-endpoint URL --s3-path-style --s3-region R] [--format parquet|csv|json] [--every 10m].',
+      ) as unknown as Argv<AddArgs>,
   handler: withRuntime<AddArgs>(async (rt, args) => {
     const streams = args.streams
       ? args.streams
@@ -70,11 +95,21 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
           .filter(Boolean)
       : rt.catalog.streams.map((s) => s.name);
     const password = args.passwordStdin ? await readPasswordStdin() : undefined;
+    const secretAccessKey = args.secretAccessKeyStdin
+      ? await readPasswordStdin('secret access key')
+      : undefined;
+    const bucket = args.engine === 'bucket';
     const result = await addConnector(rt, {
       account: args.account,
       engine: args.engine,
       url: args.url,
       ...(password ? { password } : {}),
+      ...(secretAccessKey ? { secretAccessKey } : {}),
+      ...(args.accessKeyId ? { accessKeyId: args.accessKeyId } : {}),
+      ...(bucket && args.s3Endpoint ? { s3Endpoint: args.s3Endpoint } : {}),
+      ...(bucket && args.s3PathStyle !== undefined ? { s3PathStyle: args.s3PathStyle } : {}),
+      ...(args.s3Region ? { s3Region: args.s3Region } : {}),
+      ...(args.every ? { every: args.every } : {}),
       schema: args.schema,
       streams,
       format: args.format,
@@ -129,16 +164,30 @@ const rotate: CommandModule<GlobalArgs, RotateArgs> = {
   command: 'rotate <id>',
   describe: "Replace a connector's credentials (tested first); the ledger and history go on",
   builder: (y) =>
-    y.option('url', { type: 'string', describe: 'a new URL (host, user, …)' }).option('password-stdin', {
-      type: 'boolean',
-      describe: 'read the new password from standard input',
-    }) as unknown as Argv<RotateArgs>,
+    y
+      .option('url', { type: 'string', describe: 'a new URL (host, user, …)' })
+      .option('password-stdin', { type: 'boolean', describe: 'read the new password from standard input' })
+      .option('access-key-id', { type: 'string', describe: 'bucket: a new access key id' })
+      .option('secret-access-key-stdin', {
+        type: 'boolean',
+        describe: 'bucket: read the new secret access key from standard input',
+      }) as unknown as Argv<RotateArgs>,
   handler: withRuntime<RotateArgs>(async (rt, args) => {
-    if (!args.url && !args.passwordStdin) throw new UsageError('rotate needs --password-stdin or --url');
+    if (!args.url && !args.passwordStdin && !args.secretAccessKeyStdin && !args.accessKeyId) {
+      throw new UsageError(
+        'rotate needs something new',
+        'pass --url, --password-stdin, or for a bucket --access-key-id / --secret-access-key-stdin',
+      );
+    }
     const password = args.passwordStdin ? await readPasswordStdin() : undefined;
+    const secretAccessKey = args.secretAccessKeyStdin
+      ? await readPasswordStdin('secret access key')
+      : undefined;
     const updated = await rotateConnector(rt, args.id, {
       ...(args.url ? { url: args.url } : {}),
       ...(password ? { password } : {}),
+      ...(secretAccessKey ? { secretAccessKey } : {}),
+      ...(args.accessKeyId ? { accessKeyId: args.accessKeyId } : {}),
     });
     printResult(rt.settings.json, connectorView(updated), () => [
       `connector ${updated.id}: new credentials tested and stored (secret version ${updated.secretVersion})`,

@@ -3,7 +3,7 @@ import { UsageError, WharfError } from '../../core/errors.js';
 import { type ConnectorsRun, runConnectors } from '../../pipeline/connectors-run.js';
 import { runExportJob } from '../../pipeline/export-job.js';
 import type { Runtime } from '../../pipeline/runtime.js';
-import { formatCount, printResult, progressBar } from '../output.js';
+import { formatBytes, formatCount, printResult, progressBar } from '../output.js';
 import { type GlobalArgs, withRuntime } from '../run-command.js';
 import { exportLines } from './export.js';
 
@@ -23,6 +23,14 @@ export function loadLines(s: ConnectorsRun): string[] {
       `connector ${c.connector}: ${formatCount(c.windows)} window(s) in ${c.transactions} transaction(s), ${formatCount(c.rowsStaged)} rows staged, ${formatCount(c.rowsMerged)} inserted or updated, ${c.seconds.toFixed(1)} s` +
       (c.quarantined ? `, ${formatCount(c.quarantined)} quarantined` : ''),
   );
+  for (const d of s.deliveries) {
+    lines.push(
+      `connector ${d.connector}: ${formatCount(d.deliveries)} delivery(ies), ${formatCount(d.files)} object(s), ${formatCount(d.rows)} rows, ${formatBytes(d.bytes)}, ${d.seconds.toFixed(1)} s` +
+        (d.existing
+          ? `, ${formatCount(d.existing)} object(s) already there (an interrupted delivery completed)`
+          : ''),
+    );
+  }
   for (const id of s.skipped) lines.push(`connector ${id}: skipped (another load of it is running)`);
   for (const f of s.failures) lines.push(`connector ${f.connector}: FAILED: ${f.error}`);
   if (lines.length === 0) lines.push('no active connectors; add one with `wharf connectors add`');

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { statusReport } from '../../pipeline/status.js';
-import { formatCount, printResult } from '../output.js';
+import { formatBytes, formatCount, printResult } from '../output.js';
 import { type GlobalArgs, withRuntime } from '../run-command.js';
 
 export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
@@ -18,6 +18,9 @@ export const statusCommand: CommandModule<GlobalArgs, GlobalArgs> = {
           (s.error
             ? `cannot read its warehouse: ${s.error}`
             : `last window ${s.lastWindow ?? 'none'}, lag ${s.lagSeconds === null ? 'n/a' : `${s.lagSeconds} s`}, ${formatCount(s.rows)} rows loaded, ${s.windowsBehind ?? 0} window(s) behind`) +
+          (s.delivery
+            ? `; ${formatCount(s.delivery.deliveries)} deliveries, ${formatCount(s.delivery.objects)} objects, ${formatBytes(s.delivery.bytes)}, last ${s.delivery.lastDelivery ?? 'none'}`
+            : '') +
           `; today: ${formatCount(s.rowsToday)} rows in ${formatCount(s.loadsToday)} load(s), ${formatCount(s.skipsToday)} skip(s), ${formatCount(s.failuresToday)} failure(s)` +
           (s.lastError ? `; last error at ${s.lastErrorAt}: ${s.lastError}` : ''),
       ),

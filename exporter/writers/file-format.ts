@@ -4,6 +4,13 @@ import type { Column, Stream } from '../../catalog/types.js';
 export type FormatName = 'csv' | 'parquet' | 'json';
 
 /**
+ * The text a writer reads in each field: `select` is what the format's own `selectExpression` makes PostgreSQL
+ * print (the export), `staged` is PostgreSQL's plain output of the column, as csv.gz staging files hold it
+ * (timestamps `2026-11-23 09:20:00.123456+00`, dates `2026-11-23`): bucket delivery converts those.
+ */
+export type InputForm = 'select' | 'staged';
+
+/**
  * One record of PostgreSQL's `COPY … TO STDOUT (FORMAT csv)` output.
  * `raw` is the record's bytes including its final `\n`. Decoded fields: a field that was unquoted
  * and empty is SQL NULL → `null`; `""` is the empty string.

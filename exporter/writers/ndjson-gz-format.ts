@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Column, LogicalType, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
-import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, InputForm, RowSink } from './file-format.js';
 import { GzipOutput } from './gzip-output.js';
 
 /** Turns a field's text (never NULL) into a JSON value. */
@@ -24,6 +24,16 @@ export function isoTimestamp(text: string): string {
   return `${text.slice(0, space)}T${time.length === 8 ? `${time}.000000` : time.padEnd(15, '0')}Z`;
 }
 
+/**
+ * PostgreSQL `timestamptz` text in UTC (`2026-11-23 09:20:00.1234+00`, `0044-03-15 12:00:00+00 BC`) → the
+ * `timestamp` text `c at time zone 'UTC'` prints (`2026-11-23 09:20:00.1234`, `0044-03-15 12:00:00 BC`).
+ */
+export function utcTimestampText(text: string): string {
+  if (text.endsWith('+00')) return text.slice(0, -3);
+  if (text.endsWith('+00 BC')) return `${text.slice(0, -6)} BC`;
+  return text;
+}
+
 const encoders: Record<LogicalType, JsonEncoder> = {
   bigint: asNumericString,
   numeric: asNumericString,
@@ -36,15 +46,22 @@ const encoders: Record<LogicalType, JsonEncoder> = {
   timestamptz: (text) => `"${isoTimestamp(text)}"`,
 };
 
+/** The encoders of fields in the staged text form: only timestamptz differs (its `+00` is dropped). */
+const stagedEncoders: Record<LogicalType, JsonEncoder> = {
+  ...encoders,
+  timestamptz: (text) => `"${isoTimestamp(utcTimestampText(text))}"`,
+};
+
 class NdjsonGzSink implements RowSink {
   readonly #gzip: GzipOutput;
   readonly #prefixes: readonly string[];
   readonly #encoders: readonly JsonEncoder[];
 
-  constructor(stream: Stream, out: Writable) {
+  constructor(stream: Stream, out: Writable, input: InputForm) {
     this.#gzip = new GzipOutput(out);
     this.#prefixes = stream.columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`);
-    this.#encoders = stream.columns.map((c) => encoders[c.type]);
+    const byType = input === 'staged' ? stagedEncoders : encoders;
+    this.#encoders = stream.columns.map((c) => byType[c.type]);
   }
 
   write(record: CopyRecord): undefined | Promise<void> {
@@ -69,19 +86,31 @@ function columnMismatch(got: number, expected: number): WharfError {
   return new WharfError(`COPY record has ${got} fields, the stream has ${expected} columns`);
 }
 
+/** How the ndjson.gz writer reads its input. */
+export interface NdjsonGzFormatConfig {
+  /** `select` (default): the text this format's `selectExpression` gives; `staged`: csv.gz staging text. */
+  readonly input?: InputForm;
+}
+
+/** An ndjson.gz format reading the given input form (the staged form selects plain columns). */
+export function createNdjsonGzFormat(config: NdjsonGzFormatConfig = {}): FileFormat {
+  const input = config.input ?? 'select';
+  return {
+    name: 'json',
+    extension: 'ndjson.gz',
+    selectExpression(column: Column, quoted: string): string {
+      // the timestamp in UTC whatever the session's TimeZone; JS only pads and reshapes it
+      return input === 'select' && column.type === 'timestamptz' ? `(${quoted} at time zone 'UTC')` : quoted;
+    },
+    open(stream: Stream, out: Writable): RowSink {
+      return new NdjsonGzSink(stream, out, input);
+    },
+  };
+}
+
 /**
  * `ndjson.gz`: one JSON object per line, keys in column order, gzip level 1. bigint and numeric are
  * strings (exact), timestamptz is ISO-8601 UTC with microseconds, jsonb is its text in a string (so
  * SQL NULL `null` and JSON `"null"` differ), NULL is `null`.
  */
-export const ndjsonGzFormat: FileFormat = {
-  name: 'json',
-  extension: 'ndjson.gz',
-  selectExpression(column: Column, quoted: string): string {
-    // the timestamp in UTC whatever the session's TimeZone; JS only pads and reshapes it
-    return column.type === 'timestamptz' ? `(${quoted} at time zone 'UTC')` : quoted;
-  },
-  open(stream: Stream, out: Writable): RowSink {
-    return new NdjsonGzSink(stream, out);
-  },
-};
+export const ndjsonGzFormat: FileFormat = createNdjsonGzFormat();

@@ -7,7 +7,7 @@ import type { Column, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
 import { WHARF_VERSION } from '../../core/version.js';
 import { waitForDrain } from './drain.js';
-import type { CopyRecord, FileFormat, RowSink } from './file-format.js';
+import type { CopyRecord, FileFormat, InputForm, RowSink } from './file-format.js';
 import { ColumnBuffer, columnSpec } from './parquet/columns.js';
 import { writeColumnChunk } from './parquet/encoding.js';
 
@@ -22,6 +22,11 @@ export interface ParquetFormatConfig {
   readonly rowGroupRows?: number;
   /** Bytes of COPY text per row group (default 16 MiB): bounds memory for wide rows. */
   readonly rowGroupBytes?: number;
+  /**
+   * `select` (default): fields as this format's `selectExpression` prints them (epoch microseconds, day
+   * numbers); `staged`: PostgreSQL's plain text of each column, as csv.gz staging files hold it.
+   */
+  readonly input?: InputForm;
 }
 
 const DEFAULT_ROW_GROUP_ROWS = 65_536;
@@ -65,7 +70,7 @@ class ParquetSink implements RowSink {
 
   constructor(stream: Stream, out: Writable, config: ParquetFormatConfig) {
     this.#out = out;
-    const specs = stream.columns.map(columnSpec);
+    const specs = stream.columns.map((c) => columnSpec(c, config.input));
     this.#columns = specs.map((spec) => new ColumnBuffer(spec));
     this.#schema = [{ name: 'schema', num_children: specs.length }, ...specs.map((s) => s.element)];
     this.#rowGroupRows = config.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS;
@@ -178,7 +183,7 @@ export function createParquetFormat(config: ParquetFormatConfig = {}): FileForma
   return {
     name: 'parquet',
     extension: 'parquet',
-    selectExpression,
+    selectExpression: config.input === 'staged' ? (_column, quoted) => quoted : selectExpression,
     open(stream: Stream, out: Writable): RowSink {
       if (!LITTLE_ENDIAN) throw new WharfError('the parquet writer needs a little-endian machine');
       return new ParquetSink(stream, out, config);

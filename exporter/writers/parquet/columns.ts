@@ -1,6 +1,8 @@
 import type { SchemaElement, Statistics } from 'hyparquet';
 import type { Column } from '../../../catalog/types.js';
 import { WharfError } from '../../../core/errors.js';
+import type { InputForm } from '../file-format.js';
+import { parsedTemporal, readDateText, readTimestampText } from './temporal-text.js';
 import { unscaledDecimal, uuidBytes } from './values.js';
 
 /** How values are held and written: the physical shape of a column. */
@@ -12,6 +14,10 @@ export const INT32 = 2;
 export const UUID = 3;
 export const BOOLEAN = 4;
 export const BYTE_ARRAY = 5;
+/** How a field's text is read when it is not in the physical kind's own form: timestamptz text → INT64 micros. */
+const TIMESTAMP_TEXT = 6;
+/** Date text → INT32 days. */
+const DATE_TEXT = 7;
 
 /** Bytes per value of each kind (0: variable). */
 const WIDTH = [8, 8, 4, 16, 1, 0] as const;
@@ -29,9 +35,13 @@ export interface ColumnSpec {
   readonly minMax: boolean;
   /** Whether dictionary encoding is tried. */
   readonly dictionary: boolean;
+  /** How the field's text is read: the kind's own form, or timestamp / date text (staged input). */
+  readonly parse: number;
 }
 
-export function columnSpec(column: Column): ColumnSpec {
+/** How `column` is written, reading its fields in the `input` form (default: the select expressions' numbers). */
+export function columnSpec(column: Column, input: InputForm = 'select'): ColumnSpec {
+  const staged = input === 'staged';
   const base = {
     name: column.name,
     repetition_type: column.nullable ? ('OPTIONAL' as const) : ('REQUIRED' as const),
@@ -45,6 +55,12 @@ export function columnSpec(column: Column): ColumnSpec {
     // min/max of free text (user agents, URLs) cost time and help no reader skip anything
     minMax: column.type !== 'text' && column.type !== 'jsonb',
     dictionary: kind !== BOOLEAN,
+    parse:
+      staged && column.type === 'timestamptz'
+        ? TIMESTAMP_TEXT
+        : staged && column.type === 'date'
+          ? DATE_TEXT
+          : kind,
   });
   const utf8 = { type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } } as const;
   switch (column.type) {
@@ -390,6 +406,7 @@ export class ColumnBuffer {
   readonly kind: number;
   readonly width: number;
   readonly nullable: boolean;
+  readonly #parse: number;
   /** Rows gathered (NULL included). */
   rows = 0;
   /** Non-NULL values gathered. */
@@ -437,6 +454,7 @@ export class ColumnBuffer {
     this.kind = spec.kind;
     this.width = WIDTH[spec.kind as 0]!;
     this.nullable = spec.nullable;
+    this.#parse = spec.parse;
     this.#scale = spec.scale;
     this.dictionary = spec.dictionary;
     // small to start with (a file may hold a few rows); buffers double as they fill
@@ -488,7 +506,7 @@ export class ColumnBuffer {
       this.defs[this.rows] = 1;
     }
     this.rows++;
-    switch (this.kind) {
+    switch (this.#parse) {
       case INT64:
         return this.#int64(raw, view, base, p);
       case DECIMAL:
@@ -499,6 +517,17 @@ export class ColumnBuffer {
         return this.#uuid(raw, view, base, p);
       case BOOLEAN:
         return this.#boolean(raw, p);
+      case TIMESTAMP_TEXT: {
+        const end = readTimestampText(raw, p, this.spec.name);
+        if (parsedTemporal.exact) this.#putNumber(parsedTemporal.value);
+        else this.#putBigInt(parsedTemporal.big);
+        return end;
+      }
+      case DATE_TEXT: {
+        const end = readDateText(raw, p, this.spec.name);
+        this.#putInt32(parsedTemporal.value);
+        return end;
+      }
       default:
         return this.#bytes(raw, view, base, p);
     }
@@ -636,11 +665,15 @@ export class ColumnBuffer {
       }
       end = field.end;
     }
+    this.#putInt32(v);
+    return end;
+  }
+
+  #putInt32(v: number): void {
     const k = this.count;
     this.words[k] = v;
     if (this.dictionary) this.#lookupFixed(mix(v, 0));
     this.count = k + 1;
-    return end;
   }
 
   #uuid(raw: Buffer, view: DataView, base: number, start: number): number {
