@@ -1,9 +1,10 @@
+import type { Connector } from '../connectors/connector-store.js';
 import { RunHistory } from '../control/run-history.js';
 import { WindowsTable } from '../control/windows.js';
 import { STAGING_FORMAT } from '../staging/manifest.js';
 import type { Runtime } from './runtime.js';
 
-/** The lag of a connector at the end of one of its runs. */
+/** The lag of a connector at the end of one of its runs (loads of a warehouse, deliveries of a bucket). */
 export interface LagPoint {
   readonly at: Date;
   /** Seconds from the end of the newest window it had loaded to the end of the run; null before any load. */
@@ -19,12 +20,18 @@ const MAX_RUNS = 5000;
  * times: a successful load loads every window committed before it started, so after it the newest window
  * loaded is the newest one committed by its start; a failed or skipped run leaves it where it was.
  */
-export async function lagHistory(rt: Runtime, connectorId: string, hours: number): Promise<LagPoint[]> {
+export async function lagHistory(
+  rt: Runtime,
+  connector: Pick<Connector, 'id' | 'family'>,
+  hours: number,
+): Promise<LagPoint[]> {
+  const connectorId = String(connector.id);
+  const kind = connector.family === 'bucket' ? 'deliver' : 'load';
   const control = await rt.control();
   const history = new RunHistory(rt.settings.controlSchema);
   const since = new Date(Date.now() - hours * 3_600_000);
-  const runs = (await history.list(control, { connectorId, kind: 'load', since, limit: MAX_RUNS })).reverse();
-  const previous = await history.lastOkBefore(control, connectorId, 'load', since);
+  const runs = (await history.list(control, { connectorId, kind, since, limit: MAX_RUNS })).reverse();
+  const previous = await history.lastOkBefore(control, connectorId, kind, since);
   const from = previous && previous.startedAt < since ? previous.startedAt : since;
   const windows = await new WindowsTable(rt.settings.controlSchema).endsCommittedSince(
     control,

@@ -74,6 +74,16 @@ export const connectorStatusSchema = z
     error: z.string().nullable(),
     lastError: z.string().nullable(),
     lastErrorAt: nullableTime,
+    delivery: z
+      .object({
+        deliveries: z.number(),
+        objects: z.number(),
+        bytes: z.number(),
+        lastDelivery: z.string().nullable(),
+        lastDeliveredAt: nullableTime,
+      })
+      .optional()
+      .meta({ description: "a bucket connector's deliveries done, objects and bytes in all, the last one" }),
     rowsToday: z.number(),
     loadsToday: z.number(),
     skipsToday: z.number(),
@@ -112,6 +122,29 @@ export const loadSummarySchema = z
     seenSeq: z.number(),
   })
   .meta({ id: 'LoadSummary' });
+
+/** What a bucket connector's delivery run did. */
+export const deliverySummarySchema = z
+  .object({
+    connector: z.string(),
+    deliveries: z.number(),
+    files: z.number(),
+    existing: z.number(),
+    rows: z.number(),
+    bytes: z.number(),
+    seconds: z.number(),
+    skipped: z.boolean(),
+    lastDelivery: z.string().nullable(),
+  })
+  .meta({ id: 'DeliverySummary' });
+
+/** What a connector's job did now: a warehouse load or a bucket's deliveries. */
+export const connectorWorkSchema = z
+  .union([
+    loadSummarySchema.extend({ family: z.literal('warehouse') }),
+    deliverySummarySchema.extend({ family: z.literal('bucket') }),
+  ])
+  .meta({ id: 'ConnectorWork' });
 
 /** A stored API token: never the token nor its hash. */
 export const apiTokenSchema = z

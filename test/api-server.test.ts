@@ -6,6 +6,7 @@ import { createApp } from '../server/app.js';
 import { createWarehouse, startTestApi, type TestApi } from './helpers/api.js';
 import { wharf } from './helpers/cli.js';
 import { createDatabase, query } from './helpers/databases.js';
+import { S3RVER_CREDENTIALS, startS3 } from './helpers/s3.js';
 import { tempDir } from './helpers/wharf.js';
 
 let env: Record<string, string>;
@@ -257,6 +258,55 @@ describe('connectors end to end', () => {
     expect(r.body.error).toMatch(new RegExp(`cannot reach 127\\.0\\.0\\.1:${port}: connection refused`));
     expect(r.body.checks[0]).toMatchObject({ name: 'reach', ok: false, code: 'ECONNREFUSED' });
     expect(r.text).not.toContain('pw-not-shown');
+  });
+});
+
+describe('bucket connectors', () => {
+  it('adds one through the API, delivers through the API, and lists its deliveries', async () => {
+    const s3 = await startS3();
+    try {
+      const r = await api.call('POST', '/v1/connectors', {
+        body: {
+          account: 5,
+          engine: 'bucket',
+          url: `s3://${s3.bucket}/customer-5`,
+          s3Endpoint: s3.endpoint,
+          s3PathStyle: true,
+          accessKeyId: S3RVER_CREDENTIALS.accessKeyId,
+          secretAccessKey: S3RVER_CREDENTIALS.secretAccessKey.reveal(),
+        },
+      });
+      expect(r.status, r.text).toBe(201);
+      for (const c of r.body.checks) expect(c.ok).toBe(true);
+      const id = r.body.id as string;
+      const shown = await api.call('GET', `/v1/connectors/${id}`);
+      expect(shown.body).toMatchObject({
+        engine: 'bucket',
+        family: 'bucket',
+        destination: `s3://${s3.bucket}/customer-5 at ${s3.endpoint}`,
+      });
+      expect(shown.text).not.toContain('secretAccessKey');
+      const delivered = await api.call('POST', `/v1/connectors/${id}/load`);
+      expect(delivered.status, delivered.text).toBe(200);
+      expect(delivered.body).toMatchObject({ family: 'bucket', connector: id });
+      expect(delivered.body.deliveries).toBeGreaterThan(0);
+      const list = await api.call('GET', `/v1/connectors/${id}/deliveries`);
+      expect(list.status, list.text).toBe(200);
+      expect(list.body.deliveries.length).toBe(delivered.body.deliveries);
+      for (const d of list.body.deliveries) expect(d.status).toBe('done');
+      expect(list.body.deliveries.reduce((n: number, d: { files: number }) => n + d.files, 0)).toBe(
+        delivered.body.files,
+      );
+      const status = await api.call('GET', `/v1/connectors/${id}/status`);
+      expect(status.body.delivery).toMatchObject({ deliveries: delivered.body.deliveries });
+      const lag = await api.call('GET', `/v1/connectors/${id}/lag?hours=1`);
+      expect(lag.body.points.map((p: { status: string }) => p.status)).toEqual(['ok']);
+      const warehouse = await api.call('GET', `/v1/connectors/${connector1}/deliveries`);
+      expect(warehouse.status).toBe(400);
+      expect(warehouse.body.error).toContain('is a warehouse connector');
+    } finally {
+      await s3.stop();
+    }
   });
 });
 

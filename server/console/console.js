@@ -284,11 +284,16 @@
       api(`/v1/connectors/${id}/lag?hours=${state.hours}`),
       api(`/v1/connectors/${id}/runs?limit=20`),
     ]);
+    // a bucket connector's deliveries (when the server offers them)
+    const deliveries =
+      status.delivery && state.session.groups.includes('deliveries')
+        ? (await api(`/v1/connectors/${id}/deliveries?limit=10`)).deliveries
+        : null;
     if (state.selected !== id) return;
-    renderDetail(status, lagHistory, runs);
+    renderDetail(status, lagHistory, runs, deliveries);
   }
 
-  function renderDetail(s, lagHistory, runs) {
+  function renderDetail(s, lagHistory, runs, deliveries) {
     // what the last action said stays through the re-render that follows it
     const said = state.said?.id === s.id ? state.said : null;
     const message = el('p', {
@@ -312,9 +317,11 @@
           try {
             const r = await api(path, { method: 'POST', ...(body ? { body: JSON.stringify(body()) } : {}) });
             say(
-              r.windows !== undefined
-                ? `${label}: ${count(r.windows)} window(s), ${count(r.rowsStaged)} rows`
-                : `${label}: all checks passed`,
+              r.family === 'bucket'
+                ? `${label}: ${count(r.deliveries)} deliveries, ${count(r.files)} objects, ${count(r.rows)} rows`
+                : r.windows !== undefined
+                  ? `${label}: ${count(r.windows)} window(s), ${count(r.rowsStaged)} rows`
+                  : `${label}: all checks passed`,
             );
             select(s.id).catch(show);
             loadPage().catch(show);
@@ -364,6 +371,14 @@
           ['last window', s.lastWindow ?? '—'],
           ['windows behind', s.windowsBehind ?? '—'],
           ['rows loaded', count(s.rows)],
+          ...(s.delivery
+            ? [
+                [
+                  'delivered',
+                  `${count(s.delivery.deliveries)} deliveries, ${count(s.delivery.objects)} objects`,
+                ],
+              ]
+            : []),
           ['today', `${count(s.rowsToday)} rows, ${s.loadsToday} loads, ${s.failuresToday} failures`],
           ['streams', s.streams.map((x) => x.stream).join(', ')],
         ].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })]),
@@ -398,10 +413,47 @@
         })),
       ),
       message,
+      deliveries ? el('h3', { text: 'Deliveries' }) : null,
+      deliveries ? deliveriesTable(deliveries) : null,
       el('h3', { text: 'Runs' }),
       runsTable(runs.runs),
     ];
     detail.replaceChildren(...parts.filter(Boolean));
+  }
+
+  function deliveriesTable(list) {
+    if (list.length === 0) return el('p', { class: 'muted', text: 'no deliveries yet' });
+    return el(
+      'table',
+      { class: 'deliveries' },
+      el(
+        'thead',
+        {},
+        el(
+          'tr',
+          {},
+          ['delivery', 'status', 'objects', 'rows'].map((h) => el('th', { text: h })),
+        ),
+      ),
+      el(
+        'tbody',
+        {},
+        list.map((d) =>
+          el(
+            'tr',
+            {},
+            el('td', { class: 'mono', title: d.manifestKey ?? '', text: d.id }),
+            el(
+              'td',
+              {},
+              el('span', { class: `badge run-${d.status === 'done' ? 'ok' : 'skipped'}`, text: d.status }),
+            ),
+            el('td', { class: 'num', text: count(d.files) }),
+            el('td', { class: 'num', text: count(d.rows) }),
+          ),
+        ),
+      ),
+    );
   }
 
   function runsTable(runs) {

@@ -17,10 +17,10 @@ import {
   checkResultSchema,
   commonErrors,
   connectorSchema,
+  connectorWorkSchema,
   failure,
   idParams,
   json,
-  loadSummarySchema,
   pageQuery,
 } from '../api-schemas.js';
 import { withJsonSecrets } from '../json-secrets.js';
@@ -177,7 +177,7 @@ const routes = {
     security: bearer,
     request: { params: idParams },
     responses: {
-      200: json(loadSummarySchema, 'loaded (possibly nothing new)'),
+      200: json(connectorWorkSchema, 'loaded or delivered (possibly nothing new)'),
       404: failure('no such connector'),
       409: failure('another process is loading it; try again when it finishes'),
       422: failure('the load failed'),
@@ -193,7 +193,7 @@ const routes = {
     security: bearer,
     request: { params: idParams, ...jsonBody(replayBody) },
     responses: {
-      200: json(loadSummarySchema, 'replayed'),
+      200: json(connectorWorkSchema, 'replayed (reloaded, or delivered again as new revisions)'),
       400: failure('an invalid range'),
       404: failure('no such connector'),
       409: failure('another process is loading it'),
@@ -204,17 +204,23 @@ const routes = {
   }),
 };
 
-/** A connector's job run now; "skipped" (its lock is held elsewhere) is a 409. */
+/** A connector's job run now (a warehouse's load, a bucket's deliveries); "skipped" (its lock is held elsewhere) is a 409. */
 async function runNow(deps: ServerDeps, id: string, replay?: { from?: Date; to?: Date }) {
   const result = await runConnectors(deps.rt, { connector: id, ...(replay ? { replay } : {}) });
-  const summary = result.connectors[0];
-  if (!summary) {
-    throw new WharfError(`connector ${id} is being loaded by another process`, {
-      code: 'busy',
-      hint: 'try again when that load finishes',
-    });
+  const load = result.connectors[0];
+  if (load) {
+    return {
+      family: 'warehouse' as const,
+      ...load,
+      lastWindowEnd: load.lastWindowEnd?.toISOString() ?? null,
+    };
   }
-  return { ...summary, lastWindowEnd: summary.lastWindowEnd?.toISOString() ?? null };
+  const delivery = result.deliveries[0];
+  if (delivery && !delivery.skipped) return { family: 'bucket' as const, ...delivery };
+  throw new WharfError(`connector ${id} is being loaded by another process`, {
+    code: 'busy',
+    hint: 'try again when that load finishes',
+  });
 }
 
 const view = (c: Parameters<typeof connectorView>[0]) => {

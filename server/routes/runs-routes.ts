@@ -54,7 +54,7 @@ const routes = {
     method: 'get',
     path: '/v1/connectors/{id}/lag',
     tags: ['runs'],
-    summary: "A connector's lag at each load run over the last hours (the console's chart)",
+    summary: "A connector's lag at each load (or delivery) run over the last hours (the console's chart)",
     security: bearer,
     request: {
       params: idParams,
@@ -125,7 +125,7 @@ export const runsRoutes: RouteGroup = {
     app.openapi(routes.lag, async (c) => {
       const connector = await visibleConnector(rt, c.get('scope'), c.req.valid('param').id);
       const { hours } = c.req.valid('query');
-      const points = await lagHistory(rt, String(connector.id), hours);
+      const points = await lagHistory(rt, connector, hours);
       return c.json(
         {
           connector: String(connector.id),
