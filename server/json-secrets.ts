@@ -17,7 +17,8 @@ function takesSecret(schema: z.ZodType): boolean {
 
 /**
  * A pipeline input schema as the HTTP API takes it: each `Secret` field becomes a string turned into a
- * `Secret` when parsed, the other fields unchanged. The API and the CLI thus validate with one schema.
+ * `Secret` when parsed, the other fields unchanged (refinements kept). The API and the CLI thus validate with one
+ * schema. (The type keeps the pipeline's shape: secret fields read as `Secret`, which is what parsing gives.)
  */
 export function withJsonSecrets<T extends z.ZodRawShape>(schema: z.ZodObject<T>) {
   const shape: Record<string, z.ZodType> = {};
@@ -25,5 +26,5 @@ export function withJsonSecrets<T extends z.ZodRawShape>(schema: z.ZodObject<T>)
     if (!takesSecret(field)) continue;
     shape[key] = field instanceof z.ZodOptional ? secretString().optional() : secretString();
   }
-  return schema.extend(shape);
+  return schema.safeExtend(shape as never) as z.ZodObject<T>;
 }
