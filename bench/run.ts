@@ -1,9 +1,10 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,api,
 // --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { apiBench } from './api-bench.js';
 import { type BenchContext, type BenchOptions, type BenchRow, round, sql } from './bench-context.js';
 import { startBenchPostgres } from './bench-postgres.js';
 import { connectorsBench } from './connectors-bench.js';
@@ -14,7 +15,7 @@ import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
 import { retlBench } from './retl-bench.js';
 
-const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl'] as const;
+const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl', 'api'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -72,6 +73,7 @@ try {
     ['lag', lagBench],
     ['connectors', connectorsBench],
     ['retl', retlBench],
+    ['api', apiBench],
   ];
   for (const [section, run] of plan) {
     if (!only.includes(section)) continue;

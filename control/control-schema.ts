@@ -149,6 +149,21 @@ export const controlMigrations: readonly ControlMigration[] = [
     description: 'reverse ETL: sources, syncs, their secrets, runs and files, sent calls',
     sql: retlControlMigrationSql,
   },
+  {
+    version: 9,
+    description: 'API tokens (hashed; admin or one account)',
+    sql: (s) => `
+      create table if not exists ${s}.api_tokens (
+        id bigserial primary key,
+        account_id bigint,
+        name text not null default '',
+        sha256 bytea not null,
+        created_at timestamptz not null default now(),
+        last_used_at timestamptz,
+        revoked_at timestamptz
+      );
+    `,
+  },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */

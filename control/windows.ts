@@ -217,6 +217,29 @@ export class WindowsTable {
     return rows.map((r) => ({ ...toWindow(r), format: r.format }));
   }
 
+  /**
+   * When windows of `format` were committed and where they end: the newest end committed by `since`, and each
+   * window committed after it, in commit order (lag history: what a load that started at a time could load).
+   */
+  async endsCommittedSince(
+    db: Db,
+    format: string,
+    since: Date,
+  ): Promise<{ readonly before: Date | null; readonly after: { committedAt: Date; end: Date }[] }> {
+    const before = await db.query<{ e: Date | null }>(
+      `select max(end_at) as e from ${this.#t} where format = $1 and exported_at <= $2`,
+      [format, since],
+    );
+    const { rows } = await db.query<{ exported_at: Date; end_at: Date }>(
+      `select exported_at, end_at from ${this.#t} where format = $1 and exported_at > $2 order by exported_at, seq`,
+      [format, since],
+    );
+    return {
+      before: before.rows[0]?.e ?? null,
+      after: rows.map((r) => ({ committedAt: r.exported_at, end: r.end_at })),
+    };
+  }
+
   /** Forgets a window (retention, after its files are deleted). */
   async delete(db: Db, format: string, windowId: string): Promise<void> {
     await db.query(`delete from ${this.#t} where format = $1 and window_id = $2`, [format, windowId]);

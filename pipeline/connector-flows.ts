@@ -1,5 +1,5 @@
 import type { Connector, ConnectorFormat } from '../connectors/connector-store.js';
-import { UsageError } from '../core/errors.js';
+import { UsageError, WharfError } from '../core/errors.js';
 import { type CheckReport, checkFailure } from '../destinations/check-report.js';
 import type { DestinationRequest, DestinationTarget } from '../destinations/destination-kind.js';
 import { type AnyDestinationKind, destinationKind, kindOf } from '../destinations/registry.js';
@@ -51,6 +51,21 @@ export function connectorView(c: Connector): ConnectorView {
   };
 }
 
+/** Checks that failed: the first failure's one line, and every step's result (the API returns them). */
+export class ChecksFailedError extends WharfError {
+  readonly checks: CheckReport['checks'];
+
+  constructor(failure: WharfError, report: CheckReport) {
+    super(failure.message, {
+      kind: failure.kind,
+      context: failure.context,
+      ...(failure.hint ? { hint: failure.hint } : {}),
+      ...(failure.code ? { code: failure.code } : {}),
+    });
+    this.checks = report.checks;
+  }
+}
+
 /** Runs a target's ordered checks; throws the first failure as one clear error. */
 async function checked(
   kind: AnyDestinationKind,
@@ -59,7 +74,7 @@ async function checked(
 ): Promise<CheckReport> {
   const report = await kind.check(target);
   const failure = checkFailure(report, connector, kind.family);
-  if (failure) throw failure;
+  if (failure) throw new ChecksFailedError(failure, report);
   return report;
 }
 

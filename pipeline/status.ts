@@ -58,8 +58,17 @@ async function ledgerOf(rt: Runtime, c: Connector): Promise<LedgerStatus> {
   }
 }
 
+export interface StatusOptions {
+  /**
+   * Ask the warehouse of a connector that has no progress in the control database (it never ran under this
+   * version); default true. Without (the API, which answers from the control database alone) such a connector
+   * shows nothing loaded until its next run.
+   */
+  readonly warehouses?: boolean;
+}
+
 /** Per connector: state, last window loaded, lag, rows, what it has still to read, and today's runs. */
-export async function statusReport(rt: Runtime): Promise<StatusReport> {
+export async function statusReport(rt: Runtime, options: StatusOptions = {}): Promise<StatusReport> {
   const control = await rt.control();
   const store = await rt.connectors();
   const windows = new WindowsTable(rt.settings.controlSchema);
@@ -67,6 +76,14 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
   const runs = await connectorRunStats(control, rt.settings.controlSchema);
   const known = await new ProgressTable(rt.settings.controlSchema).all(control);
   const deliveries = await deliveryStats(control, rt.settings.controlSchema);
+  // connectors at the same last window (all those up to date, all that never loaded) share one count
+  const counts = new Map<number | null, Promise<number>>();
+  const behind = (end: Date | null): Promise<number> => {
+    const key = end?.getTime() ?? null;
+    let n = counts.get(key);
+    if (!n) counts.set(key, (n = windows.countEndingAfter(control, STAGING_FORMAT, end)));
+    return n;
+  };
   const out: ConnectorStatus[] = [];
   for (const c of await store.list()) {
     const r = statsFor(runs, String(c.id));
@@ -102,7 +119,9 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
     if (c.state !== 'disabled') {
       try {
         // from the control database; a connector that never ran under this version: its warehouse's ledger
-        const l = known.get(String(c.id)) ?? (c.family === 'warehouse' ? await ledgerOf(rt, c) : NOTHING_YET);
+        const l =
+          known.get(String(c.id)) ??
+          (c.family === 'warehouse' && options.warehouses !== false ? await ledgerOf(rt, c) : NOTHING_YET);
         s.lastWindow = l.lastWindowId;
         s.lastWindowEnd = l.lastWindowEnd?.toISOString() ?? null;
         s.lagSeconds = l.lastWindowEnd
@@ -110,7 +129,7 @@ export async function statusReport(rt: Runtime): Promise<StatusReport> {
           : null;
         s.rows = l.rows;
         s.windowsLoaded = l.windows;
-        s.windowsBehind = await windows.countEndingAfter(control, STAGING_FORMAT, l.lastWindowEnd);
+        s.windowsBehind = await behind(l.lastWindowEnd);
       } catch (error) {
         s.error = errorMessage(error);
       }

@@ -7,8 +7,10 @@ import { keysCommand } from './keys.js';
 import { loadCommand, replayCommand, syncCommand } from './load.js';
 import { retlCommand } from './retl.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { seedCommand, sourceCommand } from './source.js';
 import { statusCommand } from './status.js';
+import { tokensCommand } from './tokens.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules have differing argument types
 export const commands: CommandModule<GlobalArgs, any>[] = [
@@ -23,5 +25,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   statusCommand,
   retlCommand,
   keysCommand,
+  serveCommand,
+  tokensCommand,
   demoCommand,
 ];

@@ -6,12 +6,15 @@ import { Scheduler, settledPhaseMs, type TickReport } from '../../scheduler/sche
 import { formatCount, printResult } from '../output.js';
 import { type GlobalArgs, withRuntime } from '../run-command.js';
 import { exportLines } from './export.js';
+import { startApi } from './serve.js';
 
 interface RunArgs extends GlobalArgs {
   every: string;
   concurrency: number;
   metricsPort?: number;
   metricsHost: string;
+  apiPort?: number;
+  apiHost: string;
   retention?: string;
   once: boolean;
 }
@@ -32,6 +35,11 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         default: '127.0.0.1',
         describe: 'address the metrics server listens on',
       })
+      .option('api-port', {
+        type: 'number',
+        describe: 'also serve the HTTP API and console (wharf serve) on this port',
+      })
+      .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'address the API listens on' })
       .option('retention', {
         type: 'string',
         describe:
@@ -67,6 +75,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       });
       rt.logger.info({ url: server.url }, `metrics on ${server.url}/metrics`);
     }
+    const api = args.apiPort === undefined ? undefined : await startApi(rt, args.apiPort, args.apiHost);
     try {
       if (args.once) {
         const report = await scheduler.tick();
@@ -105,6 +114,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       }
       rt.logger.info('stopped');
     } finally {
+      await api?.close();
       await server?.close();
     }
   }),
