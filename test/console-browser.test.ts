@@ -6,6 +6,7 @@ import { launchChromium, withScreenshot } from './helpers/browser.js';
 import { wharf } from './helpers/cli.js';
 import { createDatabase, query } from './helpers/databases.js';
 import { addManyConnectors } from './helpers/many-connectors.js';
+import { type Receiver, startReceiver } from './helpers/retl-receiver.js';
 import { sleep, tempDir } from './helpers/wharf.js';
 
 let env: Record<string, string>;
@@ -15,6 +16,7 @@ let page: Page;
 let healthy: string;
 let failing: string;
 let failure: string;
+let receiver: Receiver;
 
 const POLL = { timeout: 15_000 };
 const rows = (p: Page) => p.locator('#connectors tbody tr[data-id]');
@@ -61,6 +63,29 @@ beforeAll(async () => {
   expect((await api.call('POST', `/v1/connectors/${healthy}/load`)).status).toBe(200);
   failure = (await api.call('GET', `/v1/connectors/${failing}/status`)).body.lastError;
   expect(failure).toBeTruthy();
+  // a reverse-ETL sync reading account 1's warehouse (one row without an email: rejected)
+  const owner1 = wh1.url.replace(`${wh1.user}@`, `${wh1.user}:${wh1.password}@`);
+  await query(
+    owner1,
+    `create table public.users (id bigint primary key, email text, last_updated bigint not null);
+     insert into public.users values (1, 'a@example.com', 10), (2, 'b@example.com', 20), (3, null, 30)`,
+  );
+  receiver = await startReceiver();
+  const source = await api.call('POST', '/v1/sources', {
+    body: { account: 1, engine: 'postgres', url: wh1.url, password: wh1.password },
+  });
+  expect(source.status, source.text).toBe(201);
+  const sync = await api.call('POST', '/v1/syncs', {
+    body: {
+      source: source.body.id,
+      name: 'users',
+      type: 'identify',
+      query:
+        'SELECT nullif(id, 3) AS "userId", email FROM users WHERE last_updated >= {{last_sync_time}} ORDER BY id',
+      deliverTo: receiver.url.replace('http://', 'http://wk_console@'),
+    },
+  });
+  expect(sync.status, sync.text).toBe(201);
   // a platform's worth of connectors (their warehouses need not exist: the console reads the control database)
   await addManyConnectors(api.rt, 1000, 100);
   browser = await launchChromium();
@@ -70,6 +95,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await api?.close();
+  await receiver?.close();
 });
 
 describe('the console in headless Chromium', () => {
@@ -114,6 +140,21 @@ describe('the console in headless Chromium', () => {
       await page.click('#detail .replay button');
       await expect.poll(() => page.textContent('#detail .message'), POLL).toMatch(/^Replay: \d+ window\(s\)/);
       await page.screenshot({ path: `${tempDir('wharf-console-shot-')}/console.png`, fullPage: true });
+    });
+  });
+
+  it('lists the reverse-ETL syncs and runs a preview: the SQL, the bound value, rows, calls, rejections', async () => {
+    await withScreenshot(page, 'console-preview', async () => {
+      await page.waitForSelector('#syncs tr[data-sync]');
+      await page.click('#syncs tr[data-sync] button:has-text("Run Query")');
+      await page.waitForSelector('#preview pre.sql');
+      expect(await page.textContent('#preview pre.sql')).toContain('$1');
+      expect(await page.textContent('#preview')).toContain('bound: 0');
+      expect(await page.textContent('#preview')).toContain('Rows (3)');
+      expect(await page.locator('#preview table.rows tbody tr').count()).toBe(3);
+      expect(await page.textContent('#preview')).toContain('Calls (2)');
+      expect(await page.textContent('#preview ul.rejected')).toMatch(/row 3: .*userId/);
+      await page.screenshot({ path: `${tempDir('wharf-console-shot-')}/preview.png`, fullPage: true });
     });
   });
 
