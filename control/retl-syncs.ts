@@ -122,7 +122,10 @@ export class RetlSyncStore {
     const syncId = retlId(id, 'a sync id');
     const found = (await this.#select('where y.id = $1', [syncId]))[0];
     if (found === undefined) {
-      throw new WharfError(`there is no reverse-ETL sync ${syncId}`, { code: 'not_found', hint: 'see `wharf retl syncs list`' });
+      throw new WharfError(`there is no reverse-ETL sync ${syncId}`, {
+        code: 'not_found',
+        hint: 'see `wharf retl syncs list`',
+      });
     }
     return found;
   }

@@ -250,6 +250,7 @@ describe('connectors end to end', () => {
     const r = await api.call('POST', '/v1/connectors', {
       body: {
         account: 3,
+        allowUnknownAccount: true,
         engine: 'postgres',
         url: `postgres://u:pw-not-shown@127.0.0.1:${port}/db?sslmode=disable`,
       },
@@ -268,6 +269,7 @@ describe('bucket connectors', () => {
       const r = await api.call('POST', '/v1/connectors', {
         body: {
           account: 5,
+          allowUnknownAccount: true,
           engine: 'bucket',
           url: `s3://${s3.bucket}/customer-5`,
           s3Endpoint: s3.endpoint,

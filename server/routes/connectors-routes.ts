@@ -42,6 +42,10 @@ export const addConnectorBody = withJsonSecrets(destinationRequestSchema)
     schema: z.string().min(1).default('tracking'),
     streams: z.array(z.enum(streamNames)).min(1).optional().meta({ description: 'default: every stream' }),
     format: z.enum(['csv', 'parquet', 'json']).default('csv'),
+    allowUnknownAccount: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'store it even when the account is not in the source yet' }),
   })
   .meta({ id: 'AddConnectorRequest' });
 
