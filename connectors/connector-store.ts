@@ -134,7 +134,7 @@ function toConnector(row: ConnectorRow): Connector {
 
 function noSuchConnector(id: string): WharfError {
   return new WharfError(`there is no connector ${id}`, {
-    kind: 'terminal',
+    kind: 'usage',
     code: 'not_found',
     context: { connector: id },
     hint: 'see `wharf connectors list`',

@@ -105,6 +105,7 @@ export class ApiTokensTable {
     );
     if (!rows[0]) {
       throw new WharfError(`there is no API token ${id}`, {
+        kind: 'usage',
         code: 'not_found',
         hint: 'see `wharf tokens list`',
       });

@@ -85,6 +85,7 @@ export class RetlSourceStore {
     const found = (await this.#select('where r.id = $1', [sourceId]))[0];
     if (found === undefined) {
       throw new WharfError(`there is no reverse-ETL source ${sourceId}`, {
+        kind: 'usage',
         code: 'not_found',
         hint: 'see `wharf retl sources list`',
       });

@@ -123,6 +123,7 @@ export class RetlSyncStore {
     const found = (await this.#select('where y.id = $1', [syncId]))[0];
     if (found === undefined) {
       throw new WharfError(`there is no reverse-ETL sync ${syncId}`, {
+        kind: 'usage',
         code: 'not_found',
         hint: 'see `wharf retl syncs list`',
       });
