@@ -1,15 +1,26 @@
-import yargs from 'yargs';
 import { BusyError, errorMessage, UsageError, WharfError } from '../core/errors.js';
 import { redactUrls } from '../core/secret.js';
 import { WHARF_VERSION } from '../core/version.js';
-import { commands } from './commands/index.js';
+import { commandsFor } from './commands/index.js';
 
 /** Exit codes: the work was done (or nothing was due), it failed, the command was wrong, another process holds it. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 3 } as const;
 
 /** Runs the CLI; returns the exit code (`EXIT`: 0 ok, 1 failure, 2 usage error, 3 skipped: another process holds the lock). */
 export async function main(argv: readonly string[]): Promise<number> {
+  // `wharf --version` answers before the argument parser is even loaded
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(`${WHARF_VERSION}\n`);
+    return EXIT.ok;
+  }
   const verbose = argv.includes('--verbose');
+  const { default: yargs } = await import('yargs');
+  let commands: Awaited<ReturnType<typeof commandsFor>>;
+  try {
+    commands = await commandsFor(argv);
+  } catch (error) {
+    return reportError(error, verbose);
+  }
   const parser = yargs([...argv])
     .scriptName('wharf')
     .usage("$0 <command> [options]\n\nKeep a SaaS platform's data in its customers' own warehouses.")
