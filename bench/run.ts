@@ -1,5 +1,5 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,api,
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only startup,export,load,lag,connectors,delivery,retl,api,
 // --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -8,14 +8,16 @@ import { apiBench } from './api-bench.js';
 import { type BenchContext, type BenchOptions, type BenchRow, round, sql } from './bench-context.js';
 import { startBenchPostgres } from './bench-postgres.js';
 import { connectorsBench } from './connectors-bench.js';
+import { deliveryBench } from './delivery-bench.js';
 import { exportBench } from './export-bench.js';
 import { lagBench } from './lag-bench.js';
 import { loadBench } from './load-bench.js';
 import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
 import { retlBench } from './retl-bench.js';
+import { startupBench } from './startup-bench.js';
 
-const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl', 'api'] as const;
+const SECTIONS = ['startup', 'export', 'load', 'lag', 'connectors', 'delivery', 'retl', 'api'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -67,11 +69,13 @@ const ctx: BenchContext = { server, workDir, clicks, options, rows: [] as BenchR
 const failures: string[] = [];
 try {
   const plan: [Section, (c: BenchContext) => Promise<void>][] = [
+    ['startup', startupBench],
     ['export', exportBench],
     ['load', loadBench],
     ['load', mergeBench],
     ['lag', lagBench],
     ['connectors', connectorsBench],
+    ['delivery', deliveryBench],
     ['retl', retlBench],
     ['api', apiBench],
   ];
