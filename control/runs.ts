@@ -46,6 +46,33 @@ export async function recordRun(
   );
 }
 
+/**
+ * Deletes the run history of exports, loads, deliveries and retention that started more than `olderThanMs`
+ * ago (by the database clock), in batches of `batch` rows so that no statement holds many locks or runs long.
+ * Reverse-ETL runs are kept: a sync's next `last_sync_time` and its replays come from them. Returns the rows
+ * deleted.
+ */
+export async function pruneRuns(
+  control: pg.Pool | pg.ClientBase,
+  controlSchema: string,
+  olderThanMs: number,
+  batch = 10_000,
+): Promise<number> {
+  const runs = `${quotePg(controlSchema)}.runs`;
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await control.query(
+      `delete from ${runs} where id in (
+         select id from ${runs}
+          where started_at < now() - make_interval(secs => $1::double precision / 1000) and kind <> 'sync'
+          order by started_at limit $2)`,
+      [olderThanMs, batch],
+    );
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < batch) return deleted;
+  }
+}
+
 /** Per connector, what its load runs say since the start of the day (UTC) and its last failure. */
 export interface ConnectorRunStats {
   readonly rowsToday: number;
