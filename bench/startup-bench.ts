@@ -65,5 +65,9 @@ function timeWharfNode(): number[] {
 }
 
 function summary(times: readonly number[]): { median: number; min: number; max: number } {
-  return { median: round(median(times), 3), min: round(Math.min(...times), 3), max: round(Math.max(...times), 3) };
+  return {
+    median: round(median(times), 3),
+    min: round(Math.min(...times), 3),
+    max: round(Math.max(...times), 3),
+  };
 }
