@@ -12,7 +12,16 @@ import { createBenchDatabase } from './bench-postgres.js';
 
 /** One line of the results table. */
 export interface BenchRow {
-  readonly section: 'export' | 'load' | 'merge' | 'lag' | 'connectors' | 'delivery' | 'retl' | 'api';
+  readonly section:
+    | 'export'
+    | 'load'
+    | 'merge'
+    | 'lag'
+    | 'connectors'
+    | 'delivery'
+    | 'retl'
+    | 'api'
+    | 'scheduling';
   readonly name: string;
   readonly seconds?: number;
   readonly rows?: number;

@@ -1,5 +1,6 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,api,
+// Sections: `npm run bench -- scheduling` (one or more names first) or --only export,load,lag,connectors,retl,api,scheduling.
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS),
 // --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -14,8 +15,9 @@ import { loadBench } from './load-bench.js';
 import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
 import { retlBench } from './retl-bench.js';
+import { schedulingBench } from './scheduling-bench.js';
 
-const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl', 'api'] as const;
+const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl', 'api', 'scheduling'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -49,7 +51,16 @@ const options: BenchOptions = {
   exportRuns: number('export-runs', 'BENCH_EXPORT_RUNS', 3),
   retlRuns: number('retl-runs', 'BENCH_RETL_RUNS', 3),
 };
-const only = (flag('only') ?? process.env.BENCH_ONLY ?? SECTIONS.join(',')).split(',') as Section[];
+// section names before the first flag: `npm run bench -- scheduling`
+const named = process.argv
+  .slice(2)
+  .filter((a, i, all) => !a.startsWith('--') && (i === 0 || !all[i - 1]!.startsWith('--')));
+const only = (
+  flag('only') ??
+  (named.length > 0 ? named.join(',') : undefined) ??
+  process.env.BENCH_ONLY ??
+  SECTIONS.join(',')
+).split(',') as Section[];
 for (const s of only) {
   if (!SECTIONS.includes(s)) {
     process.stderr.write(`--only takes ${SECTIONS.join(', ')}; got ${s}\n`);
@@ -74,6 +85,7 @@ try {
     ['connectors', connectorsBench],
     ['retl', retlBench],
     ['api', apiBench],
+    ['scheduling', schedulingBench],
   ];
   for (const [section, run] of plan) {
     if (!only.includes(section)) continue;
