@@ -172,7 +172,19 @@ export class Scheduler {
    * both roll back.
    */
   async run(signal: AbortSignal): Promise<void> {
-    await this.#start(signal);
+    // a control database that is down at the start: the process waits for it, as for one lost later
+    for (;;) {
+      try {
+        await this.#start(signal);
+        break;
+      } catch (error) {
+        this.#ctx.logger.error(
+          { err: oneLine(error) },
+          `cannot start the job queue (retrying): ${oneLine(error)}`,
+        );
+        if (!(await sleep(this.#options.everyMs, signal))) return;
+      }
+    }
     try {
       const { everyMs } = this.#options;
       const phaseMs = this.#options.phaseMs ?? Date.now() % everyMs;
