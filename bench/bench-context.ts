@@ -21,7 +21,8 @@ export interface BenchRow {
     | 'delivery'
     | 'retl'
     | 'api'
-    | 'startup';
+    | 'startup'
+    | 'scheduling';
   readonly name: string;
   readonly seconds?: number;
   readonly rows?: number;

@@ -1,5 +1,6 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only startup,export,load,lag,connectors,delivery,retl,api,
+// Sections: `npm run bench -- scheduling` (one or more names first) or --only startup,export,load,lag,connectors,delivery,retl,api,scheduling.
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS),
 // --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -15,9 +16,20 @@ import { loadBench } from './load-bench.js';
 import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
 import { retlBench } from './retl-bench.js';
+import { schedulingBench } from './scheduling-bench.js';
 import { startupBench } from './startup-bench.js';
 
-const SECTIONS = ['startup', 'export', 'load', 'lag', 'connectors', 'delivery', 'retl', 'api'] as const;
+const SECTIONS = [
+  'startup',
+  'export',
+  'load',
+  'lag',
+  'connectors',
+  'delivery',
+  'retl',
+  'api',
+  'scheduling',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -51,7 +63,16 @@ const options: BenchOptions = {
   exportRuns: number('export-runs', 'BENCH_EXPORT_RUNS', 3),
   retlRuns: number('retl-runs', 'BENCH_RETL_RUNS', 3),
 };
-const only = (flag('only') ?? process.env.BENCH_ONLY ?? SECTIONS.join(',')).split(',') as Section[];
+// section names before the first flag: `npm run bench -- scheduling`
+const named = process.argv
+  .slice(2)
+  .filter((a, i, all) => !a.startsWith('--') && (i === 0 || !all[i - 1]!.startsWith('--')));
+const only = (
+  flag('only') ??
+  (named.length > 0 ? named.join(',') : undefined) ??
+  process.env.BENCH_ONLY ??
+  SECTIONS.join(',')
+).split(',') as Section[];
 for (const s of only) {
   if (!SECTIONS.includes(s)) {
     process.stderr.write(`--only takes ${SECTIONS.join(', ')}; got ${s}\n`);
@@ -78,6 +99,7 @@ try {
     ['delivery', deliveryBench],
     ['retl', retlBench],
     ['api', apiBench],
+    ['scheduling', schedulingBench],
   ];
   for (const [section, run] of plan) {
     if (!only.includes(section)) continue;

@@ -164,6 +164,18 @@ export const controlMigrations: readonly ControlMigration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    description: 'scheduler slots: one plan per tick slot, whatever the number of `wharf run` processes',
+    sql: (s) => `
+      create table if not exists ${s}.scheduler_slots (
+        name text primary key,
+        last_slot timestamptz not null,
+        planned_at timestamptz not null default now(),
+        planned_by text not null default ''
+      );
+    `,
+  },
 ];
 
 /** Applies the control migrations not yet applied (idempotent, safe to run concurrently). */

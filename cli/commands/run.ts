@@ -21,11 +21,16 @@ interface RunArgs extends GlobalArgs {
 
 export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   command: 'run',
-  describe: 'Run continuously: every tick, export closed windows and load every connector that is behind',
+  describe:
+    'Run continuously: every tick, export closed windows, then run a job for every connector that is behind and every sync that is due',
   builder: (y) =>
     y
       .option('every', { type: 'string', default: '1m', describe: 'tick interval' })
-      .option('concurrency', { type: 'number', default: 4, describe: 'connectors loaded at the same time' })
+      .option('concurrency', {
+        type: 'number',
+        default: 4,
+        describe: 'jobs (connector loads, syncs) this process runs at the same time',
+      })
       .option('metrics-port', {
         type: 'number',
         describe: 'serve /metrics and /healthz on this port (off by default)',
@@ -86,6 +91,9 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
           ...report.connectors
             .filter((c) => c.status === 'failed' || c.status === 'parked')
             .map((c) => new WharfError(c.error ?? `connector ${c.connector} failed`)),
+          ...report.syncs
+            .filter((y) => y.status === 'failed' || y.status === 'parked')
+            .map((y) => new WharfError(y.error ?? `sync ${y.connector} failed`)),
         ];
         if (errors.length === 1) throw errors[0];
         if (errors.length > 1) throw new AggregateError(errors, `${errors.length} errors`);
@@ -147,9 +155,28 @@ export function tickLines(report: TickReport): string[] {
       case 'stopped':
         lines.push(`connector ${c.connector}: not started (stopping)`);
         break;
+      case 'queued':
+        lines.push(`connector ${c.connector}: queued`);
+        break;
+      case 'elsewhere':
+        lines.push(`connector ${c.connector}: loaded by another \`wharf run\` process`);
+        break;
     }
   }
   if (report.connectors.length === 0) lines.push('no active connectors; add one with `wharf connectors add`');
+  for (const y of report.syncs) {
+    const what: Record<typeof y.status, string> = {
+      ok: `${formatCount(y.rows)} rows read`,
+      current: 'not due',
+      skipped: 'skipped (its previous run is still going)',
+      failed: 'FAILED (will run again when due)',
+      parked: 'FAILED',
+      stopped: 'not started (stopping)',
+      queued: 'queued',
+      elsewhere: 'run by another `wharf run` process',
+    };
+    lines.push(`sync ${y.connector}: ${what[y.status]}`);
+  }
   if (report.retention && report.retention.windows > 0) {
     lines.push(
       `retention: ${formatCount(report.retention.windows)} window(s) pruned, ${formatCount(report.retention.files)} file(s)`,
