@@ -101,16 +101,27 @@ export async function stageCalls(
         let mapper: CallMapper | undefined;
         for await (const batch of result.batches) {
           mapper ??= new CallMapper(sync.id, sync.type, batch.columns);
+          if (ledger !== undefined) {
+            for (const row of batch.rows) {
+              rows++;
+              const mapped = mapper.map(row);
+              if (!mapped.ok) rejections.add(rows, mapped.reason);
+              else {
+                pending.push(mapped.line);
+                if (pending.length >= LEDGER_CHUNK) await flush();
+              }
+            }
+            continue;
+          }
+          // each call written once, with its messageId, into its batch
+          const seed = mapper.seed;
           for (const row of batch.rows) {
             rows++;
-            const mapped = mapper.map(row);
+            const mapped = mapper.mapBody(row);
             if (!mapped.ok) rejections.add(rows, mapped.reason);
-            else if (ledger !== undefined) {
-              pending.push(mapped.line);
-              if (pending.length >= LEDGER_CHUNK) await flush();
-            } else {
+            else {
               calls++;
-              const wait = writer.add(mapped.line);
+              const wait = writer.addCall(seed, mapped.body);
               if (wait) await wait;
             }
           }
