@@ -134,6 +134,14 @@ export class CallFileWriter {
     return closed === undefined ? undefined : this.#write(closed);
   }
 
+  /**
+   * Adds a batch packed elsewhere (`MappingThread`), in order after the others, with the index that follows
+   * theirs; not to be mixed with `add` or `addCall` in one run. When it returns a promise, wait for it.
+   */
+  addBatch(batch: PackedBatch): undefined | Promise<void> {
+    return this.#write(batch);
+  }
+
   /** Stages the last file; resolves with every file written, in order. */
   async finish(): Promise<readonly CallFile[]> {
     const last = this.#packer.flush();
