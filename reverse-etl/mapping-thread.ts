@@ -7,6 +7,9 @@ import type { JsonValue, ResultColumn } from './warehouse-rows.js';
 /** Row batches handed to the thread and not yet mapped, at most: memory stays flat, the thread never waits. */
 const ROWS_AHEAD = 2;
 
+/** The worker's young generation: small, its garbage dies young (a call's strings live until it is packed). */
+const LIMITS = { maxYoungGenerationSizeMb: 8 };
+
 export interface MappingThreadConfig {
   readonly syncId: string;
   readonly type: CallType;
@@ -143,12 +146,15 @@ export class MappingThread {
  */
 function startWorker(data: MappingWorkerData): Worker {
   if (!import.meta.url.endsWith('.ts')) {
-    return new Worker(new URL('./mapping-worker.js', import.meta.url), { workerData: data });
+    return new Worker(new URL('./mapping-worker.js', import.meta.url), {
+      workerData: data,
+      resourceLimits: LIMITS,
+    });
   }
   const source = new URL('./mapping-worker.ts', import.meta.url).href;
   const tsx = import.meta.resolve('tsx/esm/api');
   return new Worker(
     `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); })`,
-    { eval: true, workerData: data },
+    { eval: true, workerData: data, resourceLimits: LIMITS },
   );
 }
