@@ -4,6 +4,7 @@ import { quotePg } from '../db/postgres/quote.js';
 import { inTransaction } from '../db/postgres/transaction.js';
 import { rewrap } from './envelope.js';
 import type { MasterKey } from './master-key.js';
+import { SEALED_TABLES, type SealedTable } from './sealed-tables.js';
 
 /** Progress of a master key rotation. */
 export interface KeyRotationProgress {
@@ -90,37 +91,40 @@ export async function currentMasterKey(
   return key.withVersion(row.version);
 }
 
-/** Re-wraps up to `limit` data keys still wrapped by `oldMaster`; returns how many. */
+/** Re-wraps up to `limit` data keys of `table` still wrapped by `oldMaster`; returns how many. */
 async function rewrapBatch(
   client: pg.ClientBase,
   s: string,
+  table: SealedTable,
   oldMaster: MasterKey,
   newMaster: MasterKey,
   limit: number | null,
 ): Promise<number> {
+  const columns = table.key.map(([c]) => quotePg(c));
+  const t = `${s}.${quotePg(table.table)}`;
   const rows = (
-    await client.query<{ connector_id: string; version: number; key_version: number; wrapped_key: Buffer }>(
-      `select connector_id, version, key_version, wrapped_key from ${s}.secrets
-       where key_id = $1 order by connector_id, version limit $2 for update`,
+    await client.query<Record<string, unknown> & { key_version: number; wrapped_key: Buffer }>(
+      `select ${columns.join(', ')}, key_version, wrapped_key from ${t}
+       where key_id = $1 order by ${columns.join(', ')} limit $2 for update`,
       [oldMaster.id, limit],
     )
   ).rows;
   if (rows.length === 0) return 0;
   const wrapped = rows.map((r) =>
-    rewrap(
-      oldMaster,
-      newMaster,
-      { connectorId: r.connector_id, version: r.version },
-      { keyId: oldMaster.id, keyVersion: r.key_version, wrappedKey: r.wrapped_key },
-    ),
+    rewrap(oldMaster, newMaster, table.aad(r), {
+      keyId: oldMaster.id,
+      keyVersion: r.key_version,
+      wrappedKey: r.wrapped_key,
+    }),
   );
+  const n = table.key.length;
   await client.query(
-    `update ${s}.secrets t set wrapped_key = u.wrapped_key, key_id = $4, key_version = $5
-     from unnest($1::bigint[], $2::int[], $3::bytea[]) as u (connector_id, version, wrapped_key)
-     where t.connector_id = u.connector_id and t.version = u.version and t.key_id = $6`,
+    `update ${t} t set wrapped_key = u.wrapped_key, key_id = $${n + 2}, key_version = $${n + 3}
+     from unnest(${table.key.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')}, $${n + 1}::bytea[])
+       as u (${columns.join(', ')}, wrapped_key)
+     where ${columns.map((c) => `t.${c} = u.${c}`).join(' and ')} and t.key_id = $${n + 4}`,
     [
-      rows.map((r) => r.connector_id),
-      rows.map((r) => r.version),
+      ...table.key.map(([c]) => rows.map((r) => r[c])),
       wrapped,
       newMaster.id,
       newMaster.version,
@@ -130,8 +134,14 @@ async function rewrapBatch(
   return rows.length;
 }
 
+/** The `key_id` of every sealed secret, of every table of them. */
+function sealedKeyIds(s: string): string {
+  return SEALED_TABLES.map((t) => `select key_id from ${s}.${quotePg(t.table)}`).join(' union all ');
+}
+
 /**
- * Moves every secret from `oldMaster` to `newMaster`: each data key is unwrapped and wrapped
+ * Moves every secret (connectors' `secrets`, reverse-ETL sources' passwords and syncs' write keys in
+ * `retl_secrets`: `SEALED_TABLES`) from `oldMaster` to `newMaster`: each data key is unwrapped and wrapped
  * again, in batches, one transaction each; secret ciphertexts and plaintexts are never touched or
  * written. The new key is recorded with the next version, the old one retired once no secret uses it.
  * Safe to run again after an interruption (with both keys) and while Wharf keeps running: set
@@ -155,7 +165,8 @@ export async function rotateMasterKey(
     await client.query('select pg_advisory_xact_lock(hashtext($1))', [lockKey(schema)]);
     const foreign = (
       await client.query<{ key_id: string; n: string }>(
-        `select key_id, count(*) as n from ${s}.secrets where key_id <> all($1::text[]) group by key_id order by key_id`,
+        `select key_id, count(*) as n from (${sealedKeyIds(s)}) k
+          where key_id <> all($1::text[]) group by key_id order by key_id`,
         [[oldMaster.id, newMaster.id]],
       )
     ).rows;
@@ -188,7 +199,7 @@ export async function rotateMasterKey(
       ).rows[0]!.version;
     }
     const count = await client.query<{ n: string }>(
-      `select count(*) as n from ${s}.secrets where key_id = $1`,
+      `select count(*) as n from (${sealedKeyIds(s)}) k where key_id = $1`,
       [oldMaster.id],
     );
     return { total: Number(count.rows[0]!.n), next: newMaster.withVersion(version) };
@@ -196,16 +207,20 @@ export async function rotateMasterKey(
 
   let rewrapped = 0;
   onProgress?.({ rewrapped, total });
-  for (;;) {
-    const n = await inTransaction(pool, (client) => rewrapBatch(client, s, oldMaster, next, BATCH));
-    if (n === 0) break;
-    rewrapped += n;
-    onProgress?.({ rewrapped, total: Math.max(total, rewrapped) });
+  for (const table of SEALED_TABLES) {
+    for (;;) {
+      const n = await inTransaction(pool, (client) => rewrapBatch(client, s, table, oldMaster, next, BATCH));
+      if (n === 0) break;
+      rewrapped += n;
+      onProgress?.({ rewrapped, total: Math.max(total, rewrapped) });
+    }
   }
-  // last pass: wait for connectors being added with the old key, take their secrets too, retire the key
+  // last pass: wait for connectors, sources and syncs being added with the old key, take their secrets too,
+  // retire the key
   rewrapped += await inTransaction(pool, async (client) => {
     await client.query(`select 1 from ${s}.master_keys where key_id = $1 for update`, [oldMaster.id]);
-    const n = await rewrapBatch(client, s, oldMaster, next, null);
+    let n = 0;
+    for (const table of SEALED_TABLES) n += await rewrapBatch(client, s, table, oldMaster, next, null);
     await client.query(
       `update ${s}.master_keys set retired_at = now() where key_id = $1 and retired_at is null`,
       [oldMaster.id],

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { openSecret, type SealedSecret, sealSecret } from '../connectors/envelope.js';
 import { currentMasterKey } from '../connectors/keys.js';
 import type { MasterKeyring } from '../connectors/master-key.js';
+import { retlSecretAad } from '../connectors/sealed-tables.js';
 import { WharfError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
 import { quotePg } from '../db/postgres/quote.js';
@@ -21,14 +22,13 @@ interface SecretRow {
 }
 
 /** What a sealed reverse-ETL secret is bound to (its additional authenticated data). */
-function aad(owner: RetlSecretOwner, id: string, version: number) {
-  return { connectorId: `retl-${owner}-${id}`, version };
-}
+const aad = retlSecretAad;
 
 /**
  * The `retl_secrets` table: a source's or a sync's secret fields as JSON, sealed in the envelope of
  * connectors' secrets (a fresh data key per version, wrapped by the master key; bound to the owner and
  * version, so a ciphertext moved to another row does not open). Versioned: sealing again retires the last.
+ * `wharf keys rotate` re-wraps its data keys with connectors' (`RETL_SECRETS` in connectors/sealed-tables.ts).
  */
 export class RetlSecrets {
   readonly #pool: pg.Pool;

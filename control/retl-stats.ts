@@ -44,7 +44,7 @@ export async function syncRunStats(
     `with today as (select date_trunc('day', now() at time zone 'UTC') at time zone 'UTC' as t)
      select y.id::text as sync_id, t.rows_today, t.calls_today, t.rejected_today, t.runs_today, t.skips_today,
             t.failures_today, last.started_at as last_run_at, last.status as last_run_status,
-            coalesce(ok.started_at_micros, y.start_at_micros)::text as last_sync_micros,
+            coalesce(ok.started_at_micros, 0)::text as last_sync_micros,
             err.error as last_error, err.finished_at as last_error_at
        from ${s}.retl_syncs y cross join today
        left join lateral (

@@ -23,7 +23,10 @@ export interface RetlSync {
   readonly everyMs: number;
   readonly timeoutMs: number;
   readonly lookbackMs: number;
-  /** `last_sync_time` before the first run, µs since the epoch. */
+  /**
+   * The schedule's start, µs since the epoch: the sync is not due before it (its first run still binds
+   * `last_sync_time` = 0).
+   */
   readonly startAtMicros: number;
   /** The batch endpoint without its write key. */
   readonly deliverTo: string;
@@ -32,8 +35,9 @@ export interface RetlSync {
   readonly createdAt: Date;
 }
 
-/** What a new sync is made of (checked by the caller). */
-export type NewRetlSync = Omit<RetlSync, 'id' | 'state' | 'stateReason' | 'createdAt'> & {
+/** What a new sync is made of (checked by the caller); without `startAtMicros`, it starts now. */
+export type NewRetlSync = Omit<RetlSync, 'id' | 'state' | 'stateReason' | 'createdAt' | 'startAtMicros'> & {
+  readonly startAtMicros?: number;
   readonly writeKey: Secret;
 };
 
@@ -86,7 +90,9 @@ export class RetlSyncStore {
         row = await c.query<{ id: string }>(
           `insert into ${s}.retl_syncs (source_id, name, description, call_type, query, every_ms, timeout_ms,
              lookback_ms, start_at_micros, deliver_to)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id::text`,
+           values ($1, $2, $3, $4, $5, $6, $7, $8,
+                   coalesce($9::bigint, (extract(epoch from now()) * 1000000)::bigint), $10)
+           returning id::text`,
           [
             sync.sourceId,
             sync.name,
@@ -96,7 +102,7 @@ export class RetlSyncStore {
             sync.everyMs,
             sync.timeoutMs,
             sync.lookbackMs,
-            sync.startAtMicros,
+            sync.startAtMicros ?? null,
             sync.deliverTo,
           ],
         );
@@ -154,10 +160,10 @@ export class RetlSyncStore {
   }
 
   /**
-   * The active syncs of active sources whose last run started at least their frequency ago (or that never
-   * ran), on the control database's clock, longest waiting first. `aheadMs` counts a sync due that far
-   * early (a scheduler that looks every minute passes a little, so that a 1-minute sync is not put off a
-   * whole tick).
+   * The active syncs of active sources whose schedule has started (`start_at_micros`) and whose last run
+   * started at least their frequency ago (or that never ran), on the control database's clock, longest waiting
+   * first. `aheadMs` counts a sync due that far early (a scheduler that looks every minute passes a little, so
+   * that a 1-minute sync is not put off a whole tick).
    */
   async due(aheadMs = 0): Promise<DueSync[]> {
     const s = quotePg(this.#schema);
@@ -169,6 +175,7 @@ export class RetlSyncStore {
            select u.started_at from ${s}.retl_runs r join ${s}.runs u on u.id = r.run_id
             where r.sync_id = y.id order by r.run_id desc limit 1) last on true
         where y.state = 'active' and src.state = 'active'
+          and y.start_at_micros <= (extract(epoch from now()) * 1000000)::bigint + $1::bigint * 1000
           and (last.started_at is null
                or last.started_at + (y.every_ms - $1) * interval '1 millisecond' <= now())
         order by last.started_at nulls first, y.id`,

@@ -20,11 +20,11 @@ import {
   serializeManifest,
   type WindowManifest,
 } from '../staging/manifest.js';
+import { openSpool, type SpooledFile } from '../staging/spool-file.js';
 import type { StagingStore } from '../staging/staging-store.js';
 import { readCopyBatches } from './copy-records.js';
 import { countAccounts, inTableOrder, type ReadOrder, readOrderFor } from './read-order.js';
 import { beginSnapshot, endReaders, joinSnapshot } from './snapshot-readers.js';
-import { openSpool, type SpooledFile } from './spool-file.js';
 import { StreamChecksum } from './stream-checksum.js';
 import { type StreamObject, writeStreamObject } from './stream-object.js';
 import {

@@ -2,11 +2,11 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Stream } from '../catalog/types.js';
 import { WharfError } from '../core/errors.js';
+import { waitForDrain } from '../staging/drain.js';
+import { openSpool, type Spool, type SpooledFile } from '../staging/spool-file.js';
 import { AccountReader, CsvRecord, readCopyBatches } from './copy-records.js';
 import { type ReadOrder, TABLE_ORDER_MAX_ACCOUNTS } from './read-order.js';
-import { openSpool, type Spool, type SpooledFile } from './spool-file.js';
 import { StreamChecksum } from './stream-checksum.js';
-import { waitForDrain } from './writers/drain.js';
 import type { FileFormat, ObjectSink, PartRange } from './writers/file-format.js';
 
 /** One account's part of a stream object. */

@@ -66,7 +66,10 @@ export const addSyncRequestSchema = z.object({
   query: z.string().min(1),
   /** How often it runs; at least `1m`. */
   every: duration('frequency').default('1m'),
-  /** `last_sync_time` before the first run (an ISO-8601 instant); default the epoch (everything). */
+  /**
+   * The schedule's start (an ISO-8601 instant): the sync is not due before it. Default now. Its first run still
+   * binds `last_sync_time` = 0 (every row).
+   */
   startAt: z.iso.datetime({ offset: true }).optional(),
   /** Re-read this much before `last_sync_time` on every run; default none. */
   lookback: duration('lookback').optional(),
@@ -139,7 +142,7 @@ export interface SyncView {
   readonly every: string;
   readonly lookback: string;
   readonly timeout: string;
-  /** `last_sync_time` before the first run. */
+  /** The schedule's start: the sync is not due before it. */
   readonly startAt: string;
   /** The endpoint without its write key. */
   readonly deliverTo: string;
@@ -289,7 +292,7 @@ export async function addSync(rt: Runtime, request: AddSyncRequest): Promise<{ r
     everyMs,
     timeoutMs: r.timeout === undefined ? defaultQueryTimeoutMs(everyMs) : parseDuration(r.timeout, 'timeout'),
     lookbackMs: r.lookback === undefined ? 0 : parseDuration(r.lookback, 'lookback'),
-    startAtMicros: r.startAt === undefined ? 0 : Math.max(0, Date.parse(r.startAt) * 1000),
+    ...(r.startAt === undefined ? {} : { startAtMicros: Math.max(0, Date.parse(r.startAt) * 1000) }),
     deliverTo: endpoint.url,
     writeKey: endpoint.writeKey,
   });

@@ -45,7 +45,7 @@ export async function syncStatuses(rt: Runtime): Promise<SyncStatus[]> {
       stateReason: sync.stateReason,
       lastRunAt: s?.lastRunAt?.toISOString() ?? null,
       lastRunStatus: s?.lastRunStatus ?? null,
-      lastSyncTime: isoMicros(s?.lastSyncTimeMicros ?? sync.startAtMicros),
+      lastSyncTime: isoMicros(s?.lastSyncTimeMicros ?? 0),
       rowsToday: s?.rowsToday ?? 0,
       callsToday: s?.callsToday ?? 0,
       rejectedToday: s?.rejectedToday ?? 0,

@@ -1,3 +1,5 @@
+import { CALL_HEAD_BYTES, writeCall } from './row-to-call.js';
+
 /** The most bytes one request body may have (the Segment HTTP API allows 500 KB; decimal KB, to be safe). */
 export const MAX_BATCH_BYTES = 500_000;
 
@@ -109,6 +111,94 @@ export function packBatch(batch: CallBatch): PackedBatch {
 const BODY_START = Buffer.from('{"batch":[');
 const NEWLINE = 10;
 const COMMA = 44;
+
+/** Room past the batch limit, for the call that closes a batch (a call is at most 32 KB; 3 bytes per UTF-16 unit). */
+const SLACK_BYTES = 128 * 1024;
+
+/**
+ * Cuts calls into packed batches the way `BatchCutter` does (the same calls make the same batches), writing each
+ * call's UTF-8 once, straight into the batch's buffer: no array of lines, no join, no second encoding. A call
+ * that does not fit closes the batch and moves (one copy) to the next. Indices go on from `firstIndex`.
+ */
+export class BatchPacker {
+  readonly #maxBytes: number;
+  readonly #maxCalls: number;
+  readonly #capacity: number;
+  #index: number;
+  #buffer: Buffer;
+  #used = 0;
+  #calls = 0;
+  #bytes = BODY_OVERHEAD;
+
+  constructor(limits: BatchLimits = {}, firstIndex = 0) {
+    this.#maxBytes = limits.maxBytes ?? MAX_BATCH_BYTES;
+    this.#maxCalls = limits.maxCalls ?? Number.POSITIVE_INFINITY;
+    this.#capacity = Math.min(this.#maxBytes, 1024 * 1024) + SLACK_BYTES;
+    this.#index = firstIndex;
+    this.#buffer = Buffer.allocUnsafe(this.#capacity);
+  }
+
+  /** Adds a call's line (as written in a call file); returns the batch it closed, if it closed one. */
+  add(line: string): PackedBatch | undefined {
+    const at = this.#reserve(line.length * 3);
+    return this.#commit(at, this.#buffer.write(line, at, 'utf8'));
+  }
+
+  /**
+   * Adds a call from its body and the mapper's seed (`CallMapper.mapBody`, `CallMapper.seed`): written with its
+   * messageId by `writeCall`, the same bytes as `add` of `map`'s line. Returns the batch it closed, if any.
+   */
+  addCall(seed: Buffer, body: string): PackedBatch | undefined {
+    const at = this.#reserve(CALL_HEAD_BYTES + body.length * 3);
+    return this.#commit(at, writeCall(this.#buffer, at, seed, body));
+  }
+
+  /** The batch being filled, if it has calls; the next call starts a new one. */
+  flush(): PackedBatch | undefined {
+    if (this.#calls === 0) return undefined;
+    const batch: PackedBatch = {
+      index: this.#index++,
+      calls: this.#calls,
+      bytes: this.#bytes,
+      payload: this.#buffer.subarray(0, this.#used),
+    };
+    this.#buffer = Buffer.allocUnsafe(this.#capacity);
+    this.#used = 0;
+    this.#calls = 0;
+    this.#bytes = BODY_OVERHEAD;
+    return batch;
+  }
+
+  /** Where the next call goes (after its separator), with room for `most` bytes. */
+  #reserve(most: number): number {
+    const at = this.#used + (this.#calls > 0 ? 1 : 0);
+    if (at + most > this.#buffer.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, at + most));
+      this.#buffer.copy(bigger, 0, 0, this.#used);
+      this.#buffer = bigger;
+    }
+    return at;
+  }
+
+  /** Takes the `size` bytes written at `at` into the batch, or into the next one when they do not fit. */
+  #commit(at: number, size: number): PackedBatch | undefined {
+    if (this.#calls > 0 && (this.#bytes + 1 + size > this.#maxBytes || this.#calls >= this.#maxCalls)) {
+      const written = this.#buffer;
+      const closed = this.flush();
+      if (size > this.#buffer.length) this.#buffer = Buffer.allocUnsafe(size + SLACK_BYTES);
+      written.copy(this.#buffer, 0, at, at + size);
+      this.#used = size;
+      this.#calls = 1;
+      this.#bytes = BODY_OVERHEAD + size;
+      return closed;
+    }
+    if (this.#calls > 0) this.#buffer[this.#used] = NEWLINE;
+    this.#used = at + size;
+    this.#bytes += size + (this.#calls > 0 ? 1 : 0);
+    this.#calls++;
+    return undefined;
+  }
+}
 
 /**
  * The request body of a packed batch, `{"batch":[…],"sentAt":"…"}`: the payload copied once, its newlines made

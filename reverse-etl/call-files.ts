@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import { IntegrityError, WharfError } from '../core/errors.js';
-import { openSpool, type Spool } from '../exporter/spool-file.js';
-import { GzipOutput } from '../exporter/writers/gzip-output.js';
+import { GzipOutput } from '../staging/gzip-output.js';
+import { openSpool, type Spool } from '../staging/spool-file.js';
 import type { StagingStore, StoredObject } from '../staging/staging-store.js';
-import { BatchCutter, type BatchLimits, type PackedBatch, packBatch } from './call-batches.js';
+import { type BatchLimits, BatchPacker, type PackedBatch } from './call-batches.js';
 import { CALL_TYPES } from './row-to-call.js';
 
 export const CALL_MANIFEST_VERSION = 1;
@@ -97,8 +97,8 @@ export interface CallFileWriterConfig {
 
 /**
  * Writes a run's calls as immutable NDJSON gzip files, `retl/<sync>/<run>/calls-000001.ndjson.gz`, …:
- * one call per line. Calls are cut into batches as they come (`BatchCutter`), each batch encoded once
- * (`packBatch`) and written whole; a file ends after the batch that takes it past `maxFileBytes`, so that
+ * one call per line. Calls are cut into batches as they come, each call encoded once, straight into its
+ * batch (`BatchPacker`), and each batch written whole; a file ends after the batch that takes it past `maxFileBytes`, so that
  * reading a file back and cutting it again gives the same batches. Each file is spooled locally (hashed on
  * its way to disk), put in the staging store under its deterministic key, and handed to `onFile` with its
  * batches. Memory holds one gzip buffer, one batch of calls and the current file's batches.
@@ -106,7 +106,7 @@ export interface CallFileWriterConfig {
 export class CallFileWriter {
   readonly #config: CallFileWriterConfig;
   readonly #files: CallFile[] = [];
-  readonly #cutter: BatchCutter;
+  readonly #packer: BatchPacker;
   #spool: Spool | undefined;
   #gzip: GzipOutput | undefined;
   #batches: PackedBatch[] = [];
@@ -116,19 +116,36 @@ export class CallFileWriter {
   constructor(config: CallFileWriterConfig) {
     runPrefix(config.syncId, config.runId);
     this.#config = config;
-    this.#cutter = new BatchCutter(config.limits);
+    this.#packer = new BatchPacker(config.limits);
   }
 
   /** Adds one call's line; when it returns a promise, wait for it before the next. */
   add(line: string): undefined | Promise<void> {
-    const closed = this.#cutter.add(line);
-    return closed === undefined ? undefined : this.#write(packBatch(closed));
+    const closed = this.#packer.add(line);
+    return closed === undefined ? undefined : this.#write(closed);
+  }
+
+  /**
+   * Adds one call from its body (`CallMapper.mapBody`) and its mapper's seed: the same bytes as `add` of the
+   * mapper's line, without the line. When it returns a promise, wait for it before the next.
+   */
+  addCall(seed: Buffer, body: string): undefined | Promise<void> {
+    const closed = this.#packer.addCall(seed, body);
+    return closed === undefined ? undefined : this.#write(closed);
+  }
+
+  /**
+   * Adds a batch packed elsewhere (`MappingThread`), in order after the others, with the index that follows
+   * theirs; not to be mixed with `add` or `addCall` in one run. When it returns a promise, wait for it.
+   */
+  addBatch(batch: PackedBatch): undefined | Promise<void> {
+    return this.#write(batch);
   }
 
   /** Stages the last file; resolves with every file written, in order. */
   async finish(): Promise<readonly CallFile[]> {
-    const last = this.#cutter.flush();
-    if (last !== undefined) await this.#write(packBatch(last), true);
+    const last = this.#packer.flush();
+    if (last !== undefined) await this.#write(last, true);
     else if (this.#gzip !== undefined) await this.#close();
     return this.#files;
   }
@@ -240,18 +257,18 @@ export async function* stagedBatches(
 ): AsyncGenerator<PackedBatch> {
   let next = 0;
   for (const file of files) {
-    const cutter = new BatchCutter(limits, next);
+    const packer = new BatchPacker(limits, next);
     for await (const line of readFileCalls(store, file)) {
-      const batch = cutter.add(line);
+      const batch = packer.add(line);
       if (batch !== undefined) {
         next = batch.index + 1;
-        yield packBatch(batch);
+        yield batch;
       }
     }
-    const last = cutter.flush();
+    const last = packer.flush();
     if (last !== undefined) {
       next = last.index + 1;
-      yield packBatch(last);
+      yield last;
     }
   }
 }

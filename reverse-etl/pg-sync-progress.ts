@@ -42,11 +42,11 @@ export class PgSyncProgress implements SyncProgress, SentCallLedger {
 
   async state(syncId: string): Promise<SyncState> {
     const s = this.#s;
+    // 0 before the first successful run, whatever the sync's start (`--start-at` is when it is first due)
     const last = await this.#db.query<{ micros: string | null }>(
       `select coalesce(
          (select r.started_at_micros from ${s}.retl_runs r
-           where r.sync_id = $1 and r.status = 'ok' order by r.run_id desc limit 1),
-         (select y.start_at_micros from ${s}.retl_syncs y where y.id = $1), 0)::text as micros`,
+           where r.sync_id = $1 and r.status = 'ok' order by r.run_id desc limit 1), 0)::text as micros`,
       [syncId],
     );
     const open = await this.#db.query<{

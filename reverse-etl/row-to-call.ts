@@ -10,9 +10,16 @@ export type CallType = (typeof CALL_TYPES)[number];
 export const MAX_CALL_BYTES = 32 * 1024;
 
 /** A row mapped: the call as one line of JSON starting with its `messageId`, or why it was rejected. */
-export type MappedRow =
-  | { readonly ok: true; readonly line: string; readonly messageId: string }
-  | { readonly ok: false; readonly reason: string };
+export type MappedRow = { readonly ok: true; readonly line: string; readonly messageId: string } | Rejection;
+
+/** Why a row was rejected. */
+export interface Rejection {
+  readonly ok: false;
+  readonly reason: string;
+}
+
+/** A row mapped for `writeCall`: the call's JSON after its opening brace (`"type":…}`), or why it was rejected. */
+export type MappedBody = { readonly ok: true; readonly body: string } | Rejection;
 
 type Field =
   | 'userId'
@@ -58,6 +65,11 @@ const BAG: Record<CallType, 'traits' | 'properties' | undefined> = {
 
 const MESSAGE_ID_PREFIX = 'wharf-';
 const LINE_PREFIX = '{"messageId":"';
+/** `{"messageId":"wharf-` + 64 hex digits + `",`: the bytes of a call before its body. */
+export const CALL_HEAD_BYTES = LINE_PREFIX.length + MESSAGE_ID_PREFIX.length + 64 + 2;
+const HEAD_START = Buffer.from(LINE_PREFIX + MESSAGE_ID_PREFIX);
+const QUOTE = 34;
+const COMMA = 44;
 
 type Plan =
   | { readonly to: 'field'; readonly field: Field }
@@ -80,15 +92,25 @@ type Plan =
  */
 export class CallMapper {
   readonly type: CallType;
-  readonly #syncId: string;
   readonly #plans: readonly Plan[];
   /** The bag's columns in the order a JSON object of them prints, each with its `"key":` text. */
   readonly #bagParts: ReadonlyArray<{ readonly index: number; readonly prefix: string }>;
+  /** `"type":"identify"`: how every body starts. */
+  readonly #typePart: string;
+  /** `,"traits":{` (or properties); undefined for alias. */
+  readonly #bagStart: string | undefined;
+  /** What the messageId hashes before the body: `<sync id>\n{`. */
+  readonly #seed: string;
+  /** `#seed` as UTF-8, for `writeCall`. */
+  readonly seed: Buffer;
 
   /** Throws a `UsageError` when two columns land in the same place, or an alias query has columns with nowhere to go. */
   constructor(syncId: string, type: CallType, columns: readonly ResultColumn[]) {
     this.type = type;
-    this.#syncId = syncId;
+    this.#seed = `${syncId}\n{`;
+    this.seed = Buffer.from(this.#seed);
+    this.#typePart = `"type":"${type}"`;
+    this.#bagStart = BAG[type] === undefined ? undefined : `,"${BAG[type]}":{`;
     const fields = new Map(FIELDS[type].map((f) => [f.toLowerCase(), f]));
     const taken = new Map<string, string>();
     const plans: Plan[] = [];
@@ -148,6 +170,17 @@ export class CallMapper {
 
   /** The call of one row (values in column order), or why it is rejected. */
   map(row: readonly JsonValue[]): MappedRow {
+    const mapped = this.mapBody(row);
+    if (!mapped.ok) return mapped;
+    const messageId = MESSAGE_ID_PREFIX + hash('sha256', this.#seed + mapped.body, 'hex');
+    return { ok: true, line: `${LINE_PREFIX}${messageId}",${mapped.body}`, messageId };
+  }
+
+  /**
+   * The call of one row without its opening brace and `messageId` (`"type":…}`), checked like `map`'s; what
+   * `writeCall` writes into a batch with its messageId, hashed over the bytes it writes (no second string).
+   */
+  mapBody(row: readonly JsonValue[]): MappedBody {
     const plans = this.#plans;
     const fields: Partial<Record<Field, string>> = {};
     let context: Record<string, JsonValue> | undefined;
@@ -155,8 +188,8 @@ export class CallMapper {
     let integrations: JsonValue = null;
     for (let i = 0; i < plans.length; i++) {
       const plan = plans[i]!;
-      const value = row[i] ?? null;
       if (plan.to === 'bag') continue;
+      const value = row[i] ?? null;
       if (plan.to === 'field') {
         if (value === null) continue;
         const text = fieldValue(plan.field, value);
@@ -174,12 +207,12 @@ export class CallMapper {
     const missing = this.#missing(fields);
     if (missing !== undefined) return reject(missing);
 
-    // the JSON text of the call, built in one pass: the same text JSON.stringify gives for an object with
-    // these keys in this order (the bag's keys in the order such an object prints them)
-    let body = `{"type":"${this.type}"`;
+    // the JSON text of the call after its brace, built in one pass: the same text JSON.stringify gives for an
+    // object with these keys in this order (the bag's keys in the order such an object prints them)
+    let body = this.#typePart;
     for (const f of FIELD_ORDER) {
       const v = fields[f];
-      if (v !== undefined) body += `,"${f}":${JSON.stringify(v)}`;
+      if (v !== undefined) body += `,"${f}":${jsonText(v)}`;
     }
     if (contextColumn !== null || context !== undefined) {
       const base = jsonObject(contextColumn);
@@ -194,22 +227,23 @@ export class CallMapper {
       }
       body += `,"integrations":${JSON.stringify(canonical(value))}`;
     }
-    const bag = BAG[this.type];
-    if (bag !== undefined) {
-      body += `,"${bag}":{`;
-      for (const part of this.#bagParts) body += part.prefix + JSON.stringify(row[part.index] ?? null);
+    if (this.#bagStart !== undefined) {
+      body += this.#bagStart;
+      const parts = this.#bagParts;
+      for (let p = 0; p < parts.length; p++) {
+        const part = parts[p]!;
+        body += part.prefix + jsonText(row[part.index] ?? null);
+      }
       body += '}';
     }
     body += '}';
-    const messageId = MESSAGE_ID_PREFIX + hash('sha256', `${this.#syncId}\n${body}`, 'hex');
-    const line = `${LINE_PREFIX}${messageId}",${body.slice(1)}`;
-    if (line.length * 3 > MAX_CALL_BYTES) {
-      const bytes = Buffer.byteLength(line);
+    if ((CALL_HEAD_BYTES + body.length) * 3 > MAX_CALL_BYTES) {
+      const bytes = CALL_HEAD_BYTES + Buffer.byteLength(body);
       if (bytes > MAX_CALL_BYTES) {
         return reject(`the call is ${bytes} bytes, over the ${MAX_CALL_BYTES / 1024} KB limit of one call`);
       }
     }
-    return { ok: true, line, messageId };
+    return { ok: true, body };
   }
 
   #missing(f: Partial<Record<Field, string>>): string | undefined {
@@ -234,18 +268,46 @@ export class CallMapper {
   }
 }
 
+/**
+ * Writes a call at `at` in `out` (room for `CALL_HEAD_BYTES` + 3 bytes per UTF-16 unit of `body` needed):
+ * `{"messageId":"wharf-<sha256>",<body>`, the same bytes as the UTF-8 of `map`'s line. The sha256 is taken over
+ * the bytes written, with `seed` (the mapper's, at most `CALL_HEAD_BYTES` long) laid just before the body in the
+ * place the head then takes. Returns the call's bytes.
+ */
+export function writeCall(out: Buffer, at: number, seed: Buffer, body: string): number {
+  const bodyAt = at + CALL_HEAD_BYTES;
+  const size = out.write(body, bodyAt, 'utf8');
+  seed.copy(out, bodyAt - seed.length);
+  const digest = hash('sha256', out.subarray(bodyAt - seed.length, bodyAt + size), 'hex');
+  HEAD_START.copy(out, at);
+  out.write(digest, at + HEAD_START.length, 'latin1');
+  out[bodyAt - 2] = QUOTE;
+  out[bodyAt - 1] = COMMA;
+  return CALL_HEAD_BYTES + size;
+}
+
+/** What JSON.stringify escapes in a string (and surrogates, which it escapes when alone). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A value's JSON text: what JSON.stringify gives, without its call for the plain strings and numbers most values are. */
+function jsonText(value: JsonValue): string {
+  if (typeof value === 'string') return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return JSON.stringify(value);
+}
+
 /** The `messageId` a call line starts with. */
 export function messageIdOf(line: string): string {
   if (!line.startsWith(LINE_PREFIX)) throw new Error('not a call line');
   return line.slice(LINE_PREFIX.length, line.indexOf('"', LINE_PREFIX.length));
 }
 
-function reject(reason: string): MappedRow {
+function reject(reason: string): Rejection {
   return { ok: false, reason };
 }
 
 /** A field's value as text, or the rejection. */
-function fieldValue(field: Field, value: JsonValue): string | MappedRow {
+function fieldValue(field: Field, value: JsonValue): string | Rejection {
   if (field === 'timestamp') {
     const iso = isoTimestamp(value);
     return iso ?? reject('timestamp is neither an ISO-8601 date-time nor a Unix time in seconds');

@@ -8,6 +8,7 @@ import {
   REJECTED_SAMPLES,
   type StagedCallFile,
 } from './call-files.js';
+import { MappingThread } from './mapping-thread.js';
 import { CallMapper, messageIdOf } from './row-to-call.js';
 import { isoMicros, parameterOf } from './run-values.js';
 import type { SyncDefinition, SyncRunDeps } from './sync-run.js';
@@ -18,6 +19,13 @@ export interface StagedCalls {
   /** Batches of the file staged after the read ended: delivered only once the run is recorded as staged. */
   readonly rest: readonly PackedBatch[];
 }
+
+/**
+ * A result whose first fetch has at least this many rows (more are likely to follow) is mapped on a second thread
+ * (`MappingThread`); a smaller one on this thread, without the cost of starting one. A sync with a lookback maps
+ * on this thread (its calls are checked against the ledger before they are cut into batches).
+ */
+export const MAP_THREAD_ROWS = 1000;
 
 /** Ids looked up in the ledger at a time. */
 const LEDGER_CHUNK = 2000;
@@ -80,6 +88,7 @@ export async function stageCalls(
   let calls = 0;
   let alreadySent = 0;
   let pending: string[] = [];
+  let thread: MappingThread | undefined;
   const flush = async (): Promise<void> => {
     const ids = pending.map(messageIdOf);
     const sent = await ledger!.alreadySent(sync.id, ids);
@@ -100,22 +109,52 @@ export async function stageCalls(
         startedAtMicros = result.startedAtMicros;
         let mapper: CallMapper | undefined;
         for await (const batch of result.batches) {
-          mapper ??= new CallMapper(sync.id, sync.type, batch.columns);
+          if (mapper === undefined) {
+            // built here whatever the thread: a query whose columns cannot map fails before anything starts
+            mapper = new CallMapper(sync.id, sync.type, batch.columns);
+            if (ledger === undefined && batch.rows.length >= MAP_THREAD_ROWS) {
+              thread = new MappingThread({
+                syncId: sync.id,
+                type: sync.type,
+                columns: batch.columns,
+                limits: deps.sender.limits ?? {},
+                onBatch: (packed) => writer.addBatch(packed),
+                onRejected: (row, reason) => rejections.add(row, reason),
+              });
+            }
+          }
+          if (thread !== undefined) {
+            await thread.map(batch.rows, rows + 1);
+            rows += batch.rows.length;
+            continue;
+          }
+          if (ledger !== undefined) {
+            for (const row of batch.rows) {
+              rows++;
+              const mapped = mapper.map(row);
+              if (!mapped.ok) rejections.add(rows, mapped.reason);
+              else {
+                pending.push(mapped.line);
+                if (pending.length >= LEDGER_CHUNK) await flush();
+              }
+            }
+            continue;
+          }
+          // each call written once, with its messageId, into its batch
+          const seed = mapper.seed;
           for (const row of batch.rows) {
             rows++;
-            const mapped = mapper.map(row);
+            const mapped = mapper.mapBody(row);
             if (!mapped.ok) rejections.add(rows, mapped.reason);
-            else if (ledger !== undefined) {
-              pending.push(mapped.line);
-              if (pending.length >= LEDGER_CHUNK) await flush();
-            } else {
+            else {
               calls++;
-              const wait = writer.add(mapped.line);
+              const wait = writer.addCall(seed, mapped.body);
               if (wait) await wait;
             }
           }
         }
         if (pending.length > 0) await flush();
+        if (thread !== undefined) calls = await thread.finish();
         return { startedAtMicros: result.startedAtMicros, parameter: result.parameter };
       },
     );
@@ -147,6 +186,8 @@ export async function stageCalls(
   } catch (error) {
     await writer.discard();
     throw error;
+  } finally {
+    await thread?.close();
   }
 }
 

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../core/errors.js';
-import { callBatches, MAX_BATCH_BYTES } from '../reverse-etl/call-batches.js';
+import { BatchPacker, callBatches, MAX_BATCH_BYTES, packBatch } from '../reverse-etl/call-batches.js';
 import {
   boundValue,
   MSSQL_DESCRIBE_PARAMETERS_SQL,
@@ -447,6 +448,62 @@ describe('batches', () => {
     const sizes = [];
     for await (const b of callBatches(lines(25, 10), { maxCalls: 10 })) sizes.push(b.lines.length);
     expect(sizes).toEqual([10, 10, 5]);
+  });
+
+  it('are packed, call by call, into the same bytes as the lines cut and joined', async () => {
+    const m = new CallMapper('7', 'identify', [
+      { name: 'userId', type: '20' },
+      { name: 'note', type: '25' },
+      { name: 'score', type: '1700' },
+    ]);
+    const rows: JsonValue[][] = Array.from({ length: 3000 }, (_, i) => [
+      i,
+      i % 7 === 0 ? `caf\u00e9 "${i}" \\ \n ${'\u{1F600}'.repeat(i % 5)} ${'y'.repeat(i % 900)}` : `n${i}`,
+      i % 3 === 0 ? '12345678901234567890.01' : i / 8,
+    ]);
+    const lines = rows.map((r) => {
+      const mapped = m.map(r);
+      if (!mapped.ok) throw new Error(mapped.reason);
+      return mapped.line;
+    });
+    for (const limits of [{}, { maxBytes: 20_000 }, { maxBytes: 3_000, maxCalls: 7 }]) {
+      const expected = [];
+      async function* each() {
+        yield* lines;
+      }
+      for await (const b of callBatches(each(), limits, 4)) expected.push(packBatch(b));
+      const byLine = new BatchPacker(limits, 4);
+      const byBody = new BatchPacker(limits, 4);
+      const fromLines = [];
+      const fromBodies = [];
+      for (let i = 0; i < rows.length; i++) {
+        const a = byLine.add(lines[i]!);
+        if (a) fromLines.push(a);
+        const mapped = m.mapBody(rows[i]!);
+        if (!mapped.ok) throw new Error(mapped.reason);
+        const b = byBody.addCall(m.seed, mapped.body);
+        if (b) fromBodies.push(b);
+      }
+      fromLines.push(byLine.flush()!);
+      fromBodies.push(byBody.flush()!);
+      const plain = (list: { index: number; calls: number; bytes: number; payload: Buffer }[]) =>
+        list.map((b) => ({
+          index: b.index,
+          calls: b.calls,
+          bytes: b.bytes,
+          payload: b.payload.toString('hex'),
+        }));
+      expect(plain(fromLines)).toEqual(plain(expected));
+      expect(plain(fromBodies)).toEqual(plain(expected));
+    }
+  });
+
+  it('keep the messageId: wharf- and the sha256 of the sync id, a newline and the call without it', () => {
+    const mapped = mapper('identify', ['userId', 'email']).map([42, 'a@example.com']);
+    const body = '{"type":"identify","userId":"42","traits":{"email":"a@example.com"}}';
+    expect(mapped.ok && mapped.messageId).toBe(
+      `wharf-${createHash('sha256').update(`7\n${body}`).digest('hex')}`,
+    );
   });
 });
 

@@ -114,6 +114,10 @@ describe('a run delivers its files while it reads', () => {
     expect(state!.calls).toBeLessThan(ROWS);
     run.process.kill('SIGKILL');
     expect(await run.exit).toBe('SIGKILL');
+    // what it had staged when it died (a file may be staged between the last look and the kill)
+    state = await runRow(sync.id);
+    expect(state).toMatchObject({ status: 'reading', batches_acked: 2, acked_ahead: [3, 4, 5] });
+    expect(state!.calls).toBeLessThan(ROWS);
     receiver.respond(undefined);
     const before = receiver.requests.map((r) => ids(r.body.batch));
     expect(before).toHaveLength(8);

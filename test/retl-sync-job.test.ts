@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addSource, addSync, setSyncEnabled } from '../pipeline/retl-flows.js';
+import { addSource, addSync, setSyncEnabled, showSync } from '../pipeline/retl-flows.js';
 import { Runtime } from '../pipeline/runtime.js';
 import { resolveSettings } from '../pipeline/settings.js';
 import { dueSyncs, runSyncJob, syncLockKey } from '../pipeline/sync-job.js';
@@ -13,6 +13,8 @@ let rt: Runtime;
 let controlUrl: string;
 let receiver: Receiver;
 let syncId: string;
+let sourceId: string;
+let deliverTo: string;
 
 beforeAll(async () => {
   process.env.WHARF_MASTER_KEY = randomBytes(32).toString('base64');
@@ -37,15 +39,17 @@ beforeAll(async () => {
   const url = new URL(warehouseUrl);
   url.searchParams.set('sslmode', 'disable');
   const source = await addSource(rt, { account: 7, engine: 'postgres', url: url.href });
-  const deliverTo = new URL(receiver.url);
-  deliverTo.username = 'wk_job';
+  sourceId = source.id;
+  const endpoint = new URL(receiver.url);
+  endpoint.username = 'wk_job';
+  deliverTo = endpoint.href;
   syncId = (
     await addSync(rt, {
       source: source.id,
       name: 'users',
       type: 'identify',
       query: 'select id as userId from users where last_updated >= {{last_sync_time}}',
-      deliverTo: deliverTo.href,
+      deliverTo,
     })
   ).id;
 });
@@ -94,5 +98,58 @@ describe('the sync job', () => {
     expect(metrics).toContain(`wharf_retl_rows_total{sync="${syncId}"} 20`);
     expect(metrics).toContain(`wharf_retl_runs_total{sync="${syncId}",status="ok"} 1`);
     expect(metrics).toContain(`wharf_retl_runs_total{sync="${syncId}",status="skipped"} 1`);
+  });
+
+  it('--start-at is when the schedule starts (default now); the first run still binds last_sync_time = 0', async () => {
+    const clock = async () =>
+      Number(
+        (
+          await query<{ micros: string }>(
+            controlUrl,
+            'select (extract(epoch from now()) * 1000000)::bigint::text as micros',
+          )
+        )[0]!.micros,
+      );
+    const add = (name: string, startAt?: string) =>
+      addSync(rt, {
+        source: sourceId,
+        name,
+        type: 'identify',
+        query: 'select id as userId from users where last_updated >= {{last_sync_time}}',
+        deliverTo,
+        ...(startAt === undefined ? {} : { startAt }),
+      });
+    const before = await clock();
+    const now = await add('starts-now');
+    const after = await clock();
+    const stored = (
+      await query<{ micros: string }>(
+        controlUrl,
+        'select start_at_micros::text as micros from wharf.retl_syncs where id = $1',
+        [now.id],
+      )
+    )[0]!.micros;
+    expect(Number(stored)).toBeGreaterThanOrEqual(before);
+    expect(Number(stored)).toBeLessThanOrEqual(after);
+    expect((await dueSyncs(rt)).map((d) => d.id)).toContain(now.id);
+
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    const tomorrow = await add('starts-later', later);
+    expect((await showSync(rt, tomorrow.id)).startAt).toBe(later.replace(/\.(\d{3})Z$/, '.$1000Z'));
+    // not due before its start, even looked at a little ahead; due once the look ahead reaches it
+    expect((await dueSyncs(rt)).map((d) => d.id)).not.toContain(tomorrow.id);
+    expect((await dueSyncs(rt, { aheadMs: 60_000 })).map((d) => d.id)).not.toContain(tomorrow.id);
+    expect((await dueSyncs(rt, { aheadMs: 2 * 3_600_000 })).map((d) => d.id)).toContain(tomorrow.id);
+    // run by hand before its start, it binds 0: every row, not the rows after its start
+    const first = await runSyncJob(rt, tomorrow.id);
+    expect(first.status === 'ok' && first.summary.sinceMicros).toBe(0);
+    expect(first.status === 'ok' && first.summary.calls).toBe(20);
+
+    const past = await add('started-earlier', '2024-06-01T00:00:00Z');
+    expect((await dueSyncs(rt)).map((d) => d.id)).toContain(past.id);
+    const run = await runSyncJob(rt, past.id);
+    expect(run.status === 'ok' && run.summary.sinceMicros).toBe(0);
+    expect(run.status === 'ok' && run.summary.calls).toBe(20);
+    for (const id of [now.id, tomorrow.id, past.id]) await setSyncEnabled(rt, id, false);
   });
 });

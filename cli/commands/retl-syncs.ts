@@ -60,7 +60,8 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
       .option('every', { type: 'string', default: '1m', describe: 'how often it runs (1m at least)' })
       .option('start-at', {
         type: 'string',
-        describe: 'last_sync_time before the first run, an ISO time (default: the epoch, every row)',
+        describe:
+          'when the schedule starts, an ISO time: not run by `wharf run` before it (default: now); the first run still reads every row',
       })
       .option('lookback', { type: 'string', describe: 're-read this much before last_sync_time, e.g. 30s' })
       .option('timeout', { type: 'string', describe: 'statement timeout (default 80 % of --every)' })

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
-import { waitForDrain } from './drain.js';
+import { waitForDrain } from '../../staging/drain.js';
 import type { CopyRecord, FileFormat, ObjectSink, PartRange, RowSink } from './file-format.js';
 
 /** One part's output: its bytes go on to the object's output, counted and hashed; ending it ends the part only. */

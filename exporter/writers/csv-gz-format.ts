@@ -1,8 +1,8 @@
 import type { Writable } from 'node:stream';
 import type { Column, Stream } from '../../catalog/types.js';
+import { GzipOutput } from '../../staging/gzip-output.js';
 import type { CopyRecord, FileFormat, ObjectSink, PartRange, RowSink } from './file-format.js';
 import { GzipMembers } from './gzip-members.js';
-import { GzipOutput } from './gzip-output.js';
 
 /** The header line: the column names, quoted as CSV where needed. */
 function headerLine(stream: Stream): string {

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { WharfError } from '../../core/errors.js';
-import { waitForDrain } from './drain.js';
+import { waitForDrain } from '../../staging/drain.js';
 
 /** Where one member lies in the output, and the sha256 of its bytes. */
 export interface MemberRange {

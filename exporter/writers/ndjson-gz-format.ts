@@ -1,9 +1,9 @@
 import type { Writable } from 'node:stream';
 import type { Column, LogicalType, Stream } from '../../catalog/types.js';
 import { WharfError } from '../../core/errors.js';
+import { GzipOutput } from '../../staging/gzip-output.js';
 import type { CopyRecord, FileFormat, InputForm, ObjectSink, PartRange, RowSink } from './file-format.js';
 import { GzipMembers } from './gzip-members.js';
-import { GzipOutput } from './gzip-output.js';
 
 /** Turns a field's text (never NULL) into a JSON value. */
 type JsonEncoder = (text: string) => string;
