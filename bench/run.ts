@@ -1,6 +1,6 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
 // Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,api,
-// --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
+// --naive-rows N, --load-rounds N (default 3), --load-servers 18,15, --load-fsync on,off, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,16 @@ const options: BenchOptions = {
   connectorClicks: number('connector-clicks', 'BENCH_CONNECTOR_CLICKS', 50_000),
   exportRuns: number('export-runs', 'BENCH_EXPORT_RUNS', 3),
   retlRuns: number('retl-runs', 'BENCH_RETL_RUNS', 3),
+  loadRounds: number('load-rounds', 'BENCH_LOAD_ROUNDS', 3),
+  loadServers: (flag('load-servers') ?? process.env.BENCH_LOAD_SERVERS ?? '18,15').split(','),
+  loadFsync: (flag('load-fsync') ?? process.env.BENCH_LOAD_FSYNC ?? 'on,off').split(',') as ('on' | 'off')[],
 };
+for (const f of options.loadFsync) {
+  if (f !== 'on' && f !== 'off') {
+    process.stderr.write(`--load-fsync takes on, off or on,off; got ${f}\n`);
+    process.exit(2);
+  }
+}
 const only = (flag('only') ?? process.env.BENCH_ONLY ?? SECTIONS.join(',')).split(',') as Section[];
 for (const s of only) {
   if (!SECTIONS.includes(s)) {
