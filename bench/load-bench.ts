@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +25,7 @@ import {
 import { type BenchServer, createBenchDatabase, setFsync, startDebianPostgres15 } from './bench-postgres.js';
 import { hasProgram, runWharfChild, timeShell } from './bench-shell.js';
 import {
+  type CaseId,
   cols,
   fingerprintSql,
   handMadePrefill,
@@ -214,13 +215,39 @@ async function prepareServer(ctx: BenchContext) {
   const n = (await sql(whUrl, `select count(*)::int as n from ${TEMPLATE_SCHEMA}.clicks`)).rows[0]
     .n as number;
   if (n !== rows) throw new Error(`the window holds ${n} clicks, the source ${rows}`);
+  // each case's warehouse once, as a database of its own that every round copies (CREATE DATABASE … TEMPLATE):
+  // Wharf's schema and the hand-made one in the same state, keys built, vacuumed and analyzed
+  for (const c of LOAD_CASES) {
+    ctx.log(`load: preparing the warehouse of "${c.name}"`);
+    const url = await copyDatabase(ctx.server, 'bench_warehouse', caseDatabase(c.id));
+    await run(url, [
+      ...wharfPrefill(WHARF_SCHEMA, c.id),
+      ...handMadePrefill(HAND_SCHEMA, c.id),
+      `drop schema ${TEMPLATE_SCHEMA} cascade`,
+    ]);
+  }
   return { source, rows, boundary, select, whUrl };
 }
 
 type Prepared = Awaited<ReturnType<typeof prepareServer>>;
 
+const caseDatabase = (id: CaseId) => `bench_case_${id}`;
+
+/** A copy of database `from` (which nobody may be connected to), made as files (STRATEGY FILE_COPY, PostgreSQL 15+). */
+async function copyDatabase(server: BenchServer, from: string, to: string): Promise<string> {
+  const client = new pg.Client({ connectionString: server.url('postgres') });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists "${to}" with (force)`);
+    await client.query(`create database "${to}" template "${from}" strategy file_copy`);
+  } finally {
+    await client.end();
+  }
+  return server.url(to);
+}
+
 /** Fresh control schema and staging folder per Wharf run; the previous ones are dropped. */
-function wharfSync(ctx: BenchContext, p: Prepared, name: string) {
+function wharfSync(ctx: BenchContext, p: Prepared, whUrl: string, name: string) {
   const stagingDir = join(ctx.workDir, `load-${name}`);
   return {
     stagingDir,
@@ -231,7 +258,7 @@ function wharfSync(ctx: BenchContext, p: Prepared, name: string) {
         sizes: { fineMs: 60_000, coarseMs: COARSE_MS },
         settleMs: 0,
         maxWindows: 1,
-        warehouseUrl: p.whUrl,
+        warehouseUrl: whUrl,
         schema: WHARF_SCHEMA,
         account: 1,
         kind: 'sync',
@@ -255,9 +282,8 @@ async function runCases(ctx: BenchContext, p: Prepared, cfg: LoadConfig, startup
   for (let r = 0; r < rounds; r++) {
     for (const c of LOAD_CASES) {
       ctx.log(`load: ${cfg.label}, fsync ${cfg.fsync}: ${c.name}, round ${r + 1} of ${rounds}`);
-      await run(p.whUrl, wharfPrefill(WHARF_SCHEMA, c.id));
-      await run(p.whUrl, handMadePrefill(HAND_SCHEMA, c.id));
-      const sync = wharfSync(ctx, p, `load_${c.id}_${r}`);
+      const whUrl = await copyDatabase(ctx.server, caseDatabase(c.id), 'bench_round');
+      const sync = wharfSync(ctx, p, whUrl, `load_${c.id}_${r}`);
       const wharf = async () => {
         await sql(ctx.server.url('postgres'), 'checkpoint');
         const result = await sync.run();
@@ -270,7 +296,7 @@ async function runCases(ctx: BenchContext, p: Prepared, cfg: LoadConfig, startup
       };
       const hand = async () => {
         await sql(ctx.server.url('postgres'), 'checkpoint');
-        const h = await handMade(p.source.url, p.whUrl, p.select, ctx.workDir, HAND_SCHEMA);
+        const h = await handMade(p.source.url, whUrl, p.select, ctx.workDir, HAND_SCHEMA);
         out[c.id]!.hand.push({ seconds: h.seconds, exportSeconds: h.dump, loadSeconds: h.copy + h.merge });
       };
       // turns: Wharf first in even rounds, the hand-made pipeline first in odd ones
@@ -283,8 +309,8 @@ async function runCases(ctx: BenchContext, p: Prepared, cfg: LoadConfig, startup
       }
       out[c.id]!.load.push(load());
       await sync.cleanup();
-      const a = (await sql(p.whUrl, fingerprintSql(WHARF_SCHEMA))).rows[0];
-      const b = (await sql(p.whUrl, fingerprintSql(HAND_SCHEMA))).rows[0];
+      const a = (await sql(whUrl, fingerprintSql(WHARF_SCHEMA))).rows[0];
+      const b = (await sql(whUrl, fingerprintSql(HAND_SCHEMA))).rows[0];
       if (a.n !== b.n || a.h !== b.h)
         throw new Error(
           `${c.name}: Wharf's warehouse (${a.n} rows, ${a.h}) differs from the hand-made one (${b.n} rows, ${b.h})`,
@@ -532,6 +558,7 @@ export async function loadBench(ctx: BenchContext): Promise<void> {
   const startup = await cliStartSeconds();
   ctx.log(`load: the compiled CLI starts in ${round(startup)} s (added to every Wharf sync)`);
   const details: Record<string, unknown> = { cliStartSeconds: startup, configs: {} };
+  mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
   ctx.extra.load = details;
   const servers: { label: string; server: BenchServer | string; own: boolean }[] = [];
   if (ctx.options.loadServers.includes('18'))
@@ -541,20 +568,23 @@ export async function loadBench(ctx: BenchContext): Promise<void> {
     const pg15 = await startDebianPostgres15(mkdtempSync(join(tmpdir(), 'wharf-bench-pg15-')));
     servers.push({ label: 'PostgreSQL 15', server: pg15, own: true });
   }
-  let first = true;
-  for (const s of servers) {
-    if (typeof s.server === 'string') {
-      ctx.log(`load: ${s.label} skipped: ${s.server}`);
-      ctx.rows.push({ section: 'load', name: `${s.label}: every case`, note: `not run: ${s.server}` });
-      continue;
-    }
-    const server = s.server;
-    const sctx: BenchContext = { ...ctx, server };
-    try {
+  // every server is prepared first; then each server with each fsync setting in turn
+  const ready: { label: string; server: BenchServer; p: Prepared }[] = [];
+  try {
+    for (const s of servers) {
+      if (typeof s.server === 'string') {
+        ctx.log(`load: ${s.label} skipped: ${s.server}`);
+        ctx.rows.push({ section: 'load', name: `${s.label}: every case`, note: `not run: ${s.server}` });
+        continue;
+      }
+      const server = s.server;
       const version = (await server.settings()).server_version?.split(' ')[0] ?? '?';
-      const label = `PostgreSQL ${version}`;
-      const p = await prepareServer(sctx);
+      ready.push({ label: `PostgreSQL ${version}`, server, p: await prepareServer({ ...ctx, server }) });
+    }
+    let emptyOfFirst: number | undefined;
+    for (const { label, server, p } of ready) {
       for (const fsync of ctx.options.loadFsync) {
+        const sctx: BenchContext = { ...ctx, server };
         await setFsync(server, fsync);
         const cfg: LoadConfig = { label, server, fsync };
         const settings = await server.settings();
@@ -568,13 +598,20 @@ export async function loadBench(ctx: BenchContext): Promise<void> {
           cases,
           incremental,
         };
-        if (first) {
-          first = false;
-          const emptyRounds = (cases.empty as { wharf: Round[] }).wharf.map((x) => x.seconds);
-          await otherBaselines(sctx, p, median(emptyRounds));
-        }
+        emptyOfFirst ??= median((cases.empty as { wharf: Round[] }).wharf.map((x) => x.seconds));
+        // what is measured so far, in case the run is cut short
+        writeFileSync(
+          join(import.meta.dirname, 'results', 'load-partial.json.tmp'),
+          `${JSON.stringify({ date: new Date().toISOString(), rows: ctx.rows, details }, null, 2)}\n`,
+        );
       }
+    }
+    for (const { label, server } of ready) {
       await setFsync(server, 'on');
+      await run(server.url('postgres'), [
+        'drop database if exists bench_round with (force)',
+        ...LOAD_CASES.map((c) => `drop database if exists ${caseDatabase(c.id)} with (force)`),
+      ]);
       const rss = ctx.rows
         .filter((r) => r.name.startsWith(`${label},`) && r.rssMB !== undefined)
         .map((r) => r.rssMB!);
@@ -585,8 +622,20 @@ export async function loadBench(ctx: BenchContext): Promise<void> {
         goal: 'RSS < 300 MB',
         met: Math.max(...rss) < 300,
       });
-    } finally {
-      if (s.own) await server.stop().catch(() => {});
+    }
+    // the other baselines last, once, on the first server with the first fsync setting
+    const firstReady = ready[0];
+    if (firstReady && emptyOfFirst !== undefined) {
+      await setFsync(firstReady.server, ctx.options.loadFsync[0]!);
+      await otherBaselines({ ...ctx, server: firstReady.server }, firstReady.p, emptyOfFirst);
+      await setFsync(firstReady.server, 'on');
+    }
+  } finally {
+    for (const s of servers) {
+      if (!s.own || typeof s.server === 'string') continue;
+      await s.server
+        .stop()
+        .catch((error) => ctx.log(`load: ${s.label} did not stop: ${(error as Error).message}`));
     }
   }
 }

@@ -1,5 +1,5 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,lag,connectors,retl,api,
+// Flags: --clicks N (default 1,000,000; env BENCH_CLICKS), --only export,load,merge,lag,connectors,retl,api,
 // --naive-rows N, --load-rounds N (default 3), --load-servers 18,15, --load-fsync on,off, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -15,7 +15,7 @@ import { mergeBench } from './merge-bench.js';
 import { renderMarkdown, renderTable } from './report.js';
 import { retlBench } from './retl-bench.js';
 
-const SECTIONS = ['export', 'load', 'lag', 'connectors', 'retl', 'api'] as const;
+const SECTIONS = ['export', 'load', 'merge', 'lag', 'connectors', 'retl', 'api'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function flag(name: string): string | undefined {
@@ -78,7 +78,7 @@ try {
   const plan: [Section, (c: BenchContext) => Promise<void>][] = [
     ['export', exportBench],
     ['load', loadBench],
-    ['load', mergeBench],
+    ['merge', mergeBench],
     ['lag', lagBench],
     ['connectors', connectorsBench],
     ['retl', retlBench],
