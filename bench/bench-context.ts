@@ -4,6 +4,7 @@ import { trackingCatalog } from '../catalog/tracking.js';
 import type { Stream } from '../catalog/types.js';
 import { getStream } from '../catalog/types.js';
 import { copySql } from '../exporter/export.js';
+import type { ReadOrder } from '../exporter/read-order.js';
 import { formatByName } from '../exporter/writers/formats.js';
 import { seedSource } from '../source/seed.js';
 import { initSource } from '../source/source-schema.js';
@@ -60,6 +61,12 @@ export interface BenchOptions {
   readonly exportRuns: number;
   /** Rounds of the reverse-ETL cases (the figures are medians). */
   readonly retlRuns: number;
+  /** Rounds of the load cases (the figures are medians). */
+  readonly loadRounds: number;
+  /** Servers the load cases run on: `18` (the bench's embedded server), `15` (Debian's, when installed). */
+  readonly loadServers: readonly string[];
+  /** The fsync settings the load cases run with, in turn. */
+  readonly loadFsync: readonly ('on' | 'off')[];
 }
 
 export const clicksStream: Stream = getStream(trackingCatalog, 'clicks');
@@ -72,11 +79,13 @@ export interface BigSource {
   readonly rowsByStream: Record<string, number>;
 }
 
-let bigSource: Promise<BigSource> | undefined;
+const bigSources = new Map<number, Promise<BigSource>>();
 
-/** Creates and seeds the big source once per run. */
+/** Creates and seeds the big source once per run and server. */
 export function prepareBigSource(ctx: BenchContext): Promise<BigSource> {
-  bigSource ??= (async () => {
+  const known = bigSources.get(ctx.server.port);
+  if (known) return known;
+  const bigSource = (async () => {
     const url = await createBenchDatabase(ctx.server, 'bench_source');
     const client = new pg.Client({ connectionString: url });
     await client.connect();
@@ -100,12 +109,13 @@ export function prepareBigSource(ctx: BenchContext): Promise<BigSource> {
       await client.end();
     }
   })();
+  bigSources.set(ctx.server.port, bigSource);
   return bigSource;
 }
 
 /** The SELECT Wharf's csv export runs for one window of clicks (same columns, where and order by). */
-export function clicksSelect(start: Date, end: Date): string {
-  const sql = copySql(clicksStream, formatByName('csv'), 'public', start, end);
+export function clicksSelect(start: Date, end: Date, order: ReadOrder = 'account'): string {
+  const sql = copySql(clicksStream, formatByName('csv'), 'public', start, end, order);
   return sql.replace(/^copy \(/, '').replace(/\) to stdout \(format csv\)$/, '');
 }
 

@@ -1,7 +1,7 @@
 // `npm run bench`: Wharf's export, load, lag and per-connector figures beside their baselines, in one run.
-// Sections: `npm run bench -- scheduling` (one or more names first) or --only startup,export,load,lag,connectors,delivery,retl,api,scheduling.
+// Sections: `npm run bench -- scheduling` (one or more names first) or --only startup,export,load,merge,lag,connectors,delivery,retl,api,scheduling.
 // Flags: --clicks N (default 1,000,000; env BENCH_CLICKS),
-// --naive-rows N, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
+// --naive-rows N, --load-rounds N (default 3), --load-servers 18,15, --load-fsync on,off, --merge-rows N, --export-runs N (default 3; medians), --retl-runs N (default 3), --lag-scale N (default 60), --lag-minutes N, --connectors N, --keep.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ const SECTIONS = [
   'startup',
   'export',
   'load',
+  'merge',
   'lag',
   'connectors',
   'delivery',
@@ -62,7 +63,16 @@ const options: BenchOptions = {
   connectorClicks: number('connector-clicks', 'BENCH_CONNECTOR_CLICKS', 50_000),
   exportRuns: number('export-runs', 'BENCH_EXPORT_RUNS', 3),
   retlRuns: number('retl-runs', 'BENCH_RETL_RUNS', 3),
+  loadRounds: number('load-rounds', 'BENCH_LOAD_ROUNDS', 3),
+  loadServers: (flag('load-servers') ?? process.env.BENCH_LOAD_SERVERS ?? '18,15').split(','),
+  loadFsync: (flag('load-fsync') ?? process.env.BENCH_LOAD_FSYNC ?? 'on,off').split(',') as ('on' | 'off')[],
 };
+for (const f of options.loadFsync) {
+  if (f !== 'on' && f !== 'off') {
+    process.stderr.write(`--load-fsync takes on, off or on,off; got ${f}\n`);
+    process.exit(2);
+  }
+}
 // section names before the first flag: `npm run bench -- scheduling`
 const named = process.argv
   .slice(2)
@@ -93,7 +103,7 @@ try {
     ['startup', startupBench],
     ['export', exportBench],
     ['load', loadBench],
-    ['load', mergeBench],
+    ['merge', mergeBench],
     ['lag', lagBench],
     ['connectors', connectorsBench],
     ['delivery', deliveryBench],

@@ -34,6 +34,10 @@ export type ChildJob =
       readonly schema: string;
       readonly account: number;
       readonly replay: boolean;
+      /** As `wharf sync` passes them from the connector's progress: windows up to this seq are loaded. */
+      readonly afterSeq?: number;
+      /** Migrate the warehouse first (default true; `wharf sync` skips it when the catalog is unchanged). */
+      readonly migrate?: boolean;
     })
   | (ChildPlaces & {
       readonly kind: 'lag';
@@ -91,7 +95,13 @@ function runExport(format: 'csv' | 'parquet'): Promise<ExportSummary> {
   });
 }
 
-async function runLoad(warehouseUrl: string, schema: string, account: number, replay: boolean) {
+async function runLoad(
+  warehouseUrl: string,
+  schema: string,
+  account: number,
+  replay: boolean,
+  progress: { afterSeq?: number; migrate?: boolean } = {},
+) {
   const warehouse = new PostgresWarehouse({
     client: { connectionString: warehouseUrl },
     schema,
@@ -106,6 +116,8 @@ async function runLoad(warehouseUrl: string, schema: string, account: number, re
       target: { connectorId: `bench-${schema}`, account: String(account), streams: job.streams },
       warehouse,
       ...(replay ? { replay: {} } : {}),
+      ...(progress.afterSeq === undefined ? {} : { afterSeq: progress.afterSeq }),
+      ...(progress.migrate === undefined ? {} : { migrate: progress.migrate }),
     });
   } finally {
     await warehouse.close();
@@ -139,7 +151,10 @@ switch (job.kind) {
     const t0 = performance.now();
     out.export = await runExport('csv');
     const t1 = performance.now();
-    out.load = await runLoad(job.warehouseUrl, job.schema, job.account, job.replay);
+    out.load = await runLoad(job.warehouseUrl, job.schema, job.account, job.replay, {
+      ...(job.afterSeq === undefined ? {} : { afterSeq: job.afterSeq }),
+      ...(job.migrate === undefined ? {} : { migrate: job.migrate }),
+    });
     out.exportSeconds = (t1 - t0) / 1000;
     out.loadSeconds = (performance.now() - t1) / 1000;
     break;

@@ -24,8 +24,11 @@ export interface EmbeddedOptions {
   readonly password?: string;
   /** Keep the data directory when stopping. */
   readonly persistent?: boolean;
-  /** Server settings (`-c name=value`) over the defaults: 127.0.0.1 only, max_connections=200, fsync=off. */
-  readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * Server settings (`-c name=value`) over the defaults: 127.0.0.1 only, max_connections=200, fsync=off. A null
+   * value leaves the setting to the server's configuration files (so `ALTER SYSTEM` can change it).
+   */
+  readonly settings?: Readonly<Record<string, string | null>>;
 }
 
 export async function freePort(): Promise<number> {
@@ -123,10 +126,12 @@ async function launch(
   nativeDir: string,
   dataDir: string,
   port: number,
-  settings: Readonly<Record<string, string>>,
+  settings: Readonly<Record<string, string | null>>,
   runAs: ServerUser | undefined,
 ): Promise<ChildProcess> {
-  const flags = Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+  const flags = Object.entries(settings).flatMap(([name, value]) =>
+    value === null ? [] : ['-c', `${name}=${value}`],
+  );
   const child = spawnAs(
     programPath(nativeDir, 'postgres'),
     ['-D', dataDir, '-p', String(port), ...flags],

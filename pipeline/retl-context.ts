@@ -6,7 +6,6 @@ import type { Secret } from '../core/secret.js';
 import { pgConnectionConfig } from '../destinations/postgres/postgres-checks.js';
 import { mssqlConnection, mssqlDriverConfig } from '../loaders/mssql/mssql-url.js';
 import { HttpBatchSender } from '../reverse-etl/batch-sender.js';
-import { MssqlWarehouseReader } from '../reverse-etl/mssql-warehouse-reader.js';
 import { PgSyncProgress } from '../reverse-etl/pg-sync-progress.js';
 import {
   checkMssqlSource,
@@ -56,6 +55,8 @@ export function checkSource(
 export async function sourceReader(stores: RetlStores, source: RetlSource): Promise<WarehouseReader> {
   const { settings, password } = await stores.sources.credentials(source.id);
   if (settings.engine === 'mssql') {
+    // the SQL Server driver loads only when a SQL Server source is read (it is slow to load)
+    const { MssqlWarehouseReader } = await import('../reverse-etl/mssql-warehouse-reader.js');
     return new MssqlWarehouseReader(mssqlDriverConfig(mssqlConnection(settings, password)));
   }
   return new PgWarehouseReader(await pgConnectionConfig(settings, password), {

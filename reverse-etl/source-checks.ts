@@ -1,6 +1,6 @@
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import sql from 'mssql';
+import type sql from 'mssql';
 import pg from 'pg';
 import {
   type ConnectionSettings,
@@ -233,7 +233,9 @@ export async function checkMssqlSource(
     await steps.run(
       'connect (TLS and login)',
       async () => {
-        pool = new sql.ConnectionPool(driver);
+        // the driver loads here, not with the CLI: it takes longer to load than the rest of Wharf
+        const { ConnectionPool } = (await import('mssql')).default;
+        pool = new ConnectionPool(driver);
         pool.on('error', () => {});
         try {
           await pool.connect();

@@ -36,6 +36,12 @@ const BULK_REBUILD_ROWS = 50_000;
  */
 const WORK_MEM = process.env.WHARF_PG_WORK_MEM ?? '256MB';
 const MAINTENANCE_WORK_MEM = process.env.WHARF_PG_MAINTENANCE_WORK_MEM ?? '512MB';
+/**
+ * Memory of the load session for its temporary staging tables (PostgreSQL's default is 8MB: a big batch would be
+ * written out and read back). Taken only as the tables grow; set when the session opens, before any temporary
+ * table exists (PostgreSQL refuses it later). `server` keeps the warehouse's own setting.
+ */
+const TEMP_BUFFERS = process.env.WHARF_PG_TEMP_BUFFERS ?? '256MB';
 
 export interface PostgresWarehouseConfig {
   readonly client: pg.ClientConfig;
@@ -85,6 +91,9 @@ export class PostgresWarehouse implements Warehouse {
     }
     try {
       await client.query("set timezone = 'UTC'; set datestyle = 'ISO, YMD'");
+      if (TEMP_BUFFERS !== 'server') {
+        await client.query("select set_config('temp_buffers', $1, false)", [TEMP_BUFFERS]);
+      }
       const { lockTimeoutMs, statementTimeoutMs } = this.#limits;
       const session = await client.query<{ v: string; pid: number }>(
         `select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false),
@@ -250,6 +259,8 @@ class PostgresLoadTransaction implements LoadTransaction {
   readonly #staged = new Set<string>();
   /** Per stream, rows staged in this transaction. */
   readonly #stagedRows = new Map<string, number>();
+  /** Per stream, the windows of the rows staged in this transaction (one window: no key repeats). */
+  readonly #stagedWindows = new Map<string, Set<string>>();
   /** Per stream, the latest change column value merged in this transaction. */
   readonly #highWater = new Map<string, Date>();
 
@@ -311,7 +322,10 @@ class PostgresLoadTransaction implements LoadTransaction {
       this.#staged.add(stream.name);
     }
     let rows = 0;
+    const windows = this.#stagedWindows.get(stream.name) ?? new Set<string>();
+    this.#stagedWindows.set(stream.name, windows);
     for (const file of files) {
+      windows.add(file.windowId);
       await client.query(
         `alter table ${stage} alter column ${q(WINDOW_COLUMN)} set default ${literalPg(file.windowId)}`,
       );
@@ -396,10 +410,14 @@ class PostgresLoadTransaction implements LoadTransaction {
     // the dedupe sorts every staged row: in memory rather than in temporary files when the batch is big
     if (big) await this.#setLocal('work_mem', WORK_MEM);
     const rebuild = mode === 'insert' && big ? await this.#setIndexesAside(stream) : undefined;
-    const result = await this.#client.query(mergeSql(this.#schema, stream, mode));
+    // the rows of one window hold each key once (one read of a source table with the same primary key): no
+    // dedupe, so no sort of the staged rows
+    const dedupe = (this.#stagedWindows.get(stream.name)?.size ?? 0) > 1;
+    const result = await this.#client.query(mergeSql(this.#schema, stream, mode, dedupe));
     if (rebuild) await rebuild();
     await this.#noteHighWater(stream, q(stagingTableName(stream)));
     await this.#client.query(`truncate ${q(stagingTableName(stream))}`);
+    this.#stagedWindows.delete(stream.name);
     return result.rowCount ?? 0;
   }
 
