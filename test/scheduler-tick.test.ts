@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/main.js';
 import { parseConnectionUrl } from '../connectors/connection-url.js';
 import type { ConnectorStore } from '../connectors/connector-store.js';
 import { quotePg } from '../db/postgres/quote.js';
@@ -12,6 +11,7 @@ import { Runtime } from '../pipeline/runtime.js';
 import { resolveSettings } from '../pipeline/settings.js';
 import { delayToNextTick, Scheduler, settledPhaseMs, type TickReport } from '../scheduler/scheduler.js';
 import { initSource } from '../source/source-schema.js';
+import { wharf } from './helpers/cli.js';
 import { createDatabase, query, serverUrl } from './helpers/databases.js';
 import { insertAccount, insertClicks } from './helpers/fixtures.js';
 import { compareWithSource, type Target } from './helpers/load-harness.js';
@@ -263,14 +263,14 @@ describe('Scheduler.tick', () => {
   it('resumes a parked connector once `wharf connectors test` passes', async () => {
     const t2 = targets.get(2)!;
     // still without the grant: the test fails and the connector stays parked
-    expect(await main(['connectors', 'test', t2.id, '--source-url', sourceUrl, '--json'])).toBe(1);
+    expect((await wharf(['connectors', 'test', t2.id, '--source-url', sourceUrl, '--json'])).code).toBe(1);
     expect((await store.get(t2.id)).state).toBe('failing');
     await query(serverUrl(), `grant create on database ${quotePg(dbName(t2.url))} to ${quotePg(role)}`);
     await query(
       adminUrl(t2.url),
       `grant insert, update on all tables in schema tracking to ${quotePg(role)}`,
     );
-    expect(await main(['connectors', 'test', t2.id, '--source-url', sourceUrl, '--json'])).toBe(0);
+    expect((await wharf(['connectors', 'test', t2.id, '--source-url', sourceUrl, '--json'])).code).toBe(0);
     expect((await store.get(t2.id)).state).toBe('active');
     const report = await scheduler.tick();
     expect(outcome(report, 2)).toMatchObject({ status: 'ok' });
@@ -293,12 +293,12 @@ describe('wharf run --once', () => {
 
   it('runs one tick and exits 0 when every connector loads', async () => {
     await addTraffic(3);
-    expect(await main(['run', '--once', '--json', ...flags()])).toBe(0);
+    expect((await wharf(['run', '--once', '--json', ...flags()])).code).toBe(0);
     for (const a of ACCOUNTS) await expectEqualToSource(a);
   });
 
   it('refuses a concurrency below 1 as a usage error', async () => {
-    expect(await main(['run', '--once', '--concurrency', '0', ...flags()])).toBe(2);
+    expect((await wharf(['run', '--once', '--concurrency', '0', ...flags()])).code).toBe(2);
   });
 });
 
