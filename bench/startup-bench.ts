@@ -8,15 +8,14 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** Wall time of `args` through bin/wharf.js (the compiled CLI in dist/), `RUNS` times after one warm-up. */
-function timeWharf(args: readonly string[]): number[] {
-  spawnSync(process.execPath, ['bin/wharf.js', ...args], { stdio: 'ignore' });
+/** Wall times of `node ...args`, `RUNS` times after one warm-up run (which must exit 0, as every run must). */
+function timeNode(args: readonly string[]): number[] {
   const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = -1; i < RUNS; i++) {
     const started = performance.now();
-    const r = spawnSync(process.execPath, ['bin/wharf.js', ...args], { stdio: 'ignore' });
-    if (r.status !== 0) throw new Error(`wharf ${args.join(' ')} exited ${r.status}`);
-    times.push((performance.now() - started) / 1000);
+    const r = spawnSync(process.execPath, args, { stdio: 'ignore' });
+    if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}`);
+    if (i >= 0) times.push((performance.now() - started) / 1000);
   }
   return times;
 }
@@ -26,7 +25,7 @@ function timeWharf(args: readonly string[]): number[] {
  * `node -e 0` (the floor), medians of 11 runs with their ranges. Goal: `wharf --version` under 250 ms.
  */
 export async function startupBench(ctx: BenchContext): Promise<void> {
-  const floor = timeWharfNode();
+  const floor = timeNode(['-e', '0']);
   const cases: [string, readonly string[]][] = [
     ['wharf --version', ['--version']],
     ['wharf status --help', ['status', '--help']],
@@ -39,7 +38,7 @@ export async function startupBench(ctx: BenchContext): Promise<void> {
     seconds: round(median(floor), 3),
   });
   for (const [name, args] of cases) {
-    const times = timeWharf(args);
+    const times = timeNode(['bin/wharf.js', ...args]);
     const m = median(times);
     details[name] = summary(times);
     const isVersion = args[0] === '--version';
@@ -52,16 +51,6 @@ export async function startupBench(ctx: BenchContext): Promise<void> {
     ctx.log(`startup: ${name} ${round(m, 3)} s`);
   }
   ctx.extra.startup = details;
-}
-
-function timeWharfNode(): number[] {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const started = performance.now();
-    spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
-    times.push((performance.now() - started) / 1000);
-  }
-  return times;
 }
 
 function summary(times: readonly number[]): { median: number; min: number; max: number } {
